@@ -1,0 +1,52 @@
+"""Dependency aliases for the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.core.config import Settings
+from todo_api.core.db import Database
+from todo_api.models.task import USER_ID_MAX_LENGTH
+
+USER_ID_PATTERN = f"^[!-.0-~]{{1,{USER_ID_MAX_LENGTH}}}$"
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with get_database(request).sessionmaker() as session:
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+UserID = Annotated[
+    str,
+    Path(
+        description="The owner of the tasks: 1-255 printable ASCII characters, no space or `/`.",
+        pattern=USER_ID_PATTERN,
+        examples=["alice"],
+    ),
+]
+TaskID = Annotated[
+    str,
+    Path(
+        description="The task's id (a UUID). Any other value is simply not found.",
+        examples=["0b3c7c5e-8f9a-4d2b-9a51-6f1f3e2d4c10"],
+        json_schema_extra={"format": "uuid"},
+    ),
+]

@@ -1,0 +1,61 @@
+"""The error responses each operation declares in OpenAPI, all as problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PROBLEM = "application/problem+json"
+
+
+def _problem(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
+    }
+
+
+def _example(status: int, type_: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": "/api/alice/tasks",
+        "request_id": "9f1c2a4b6d8e4f00a1b2c3d4e5f60718",
+        **extra,
+    }
+
+
+INVALID = _problem(
+    "Invalid input: malformed JSON, a body or parameter that fails validation.",
+    _example(
+        400,
+        "/problems/validation-error",
+        "Invalid request",
+        "1 field is invalid",
+        errors=[{"field": "title", "message": "must be 1-200 characters after trimming", "type": "string_too_long"}],
+    ),
+)
+NOT_FOUND = _problem(
+    "No such task for this user (also for another user's task or a non-UUID id).",
+    _example(404, "/problems/not-found", "Not found", "No task with this id exists for this user."),
+)
+UNSUPPORTED_MEDIA_TYPE = _problem(
+    "The body is not `application/json`.",
+    _example(415, "/problems/unsupported-media-type", "Unsupported media type", "The request body must be application/json."),
+)
+INTERNAL = _problem(
+    "An unexpected error; the details are in the server log under the request id.",
+    _example(500, "/problems/internal-error", "Internal server error", "An unexpected error occurred."),
+)
+UNAVAILABLE = {
+    **_problem(
+        "The database is unreachable or the connection pool is exhausted; retry later.",
+        _example(503, "/problems/service-unavailable", "Service unavailable", "The database is unreachable or busy; retry shortly."),
+    ),
+    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+}
+
+COMMON: dict[int | str, dict[str, Any]] = {400: INVALID, 500: INTERNAL, 503: UNAVAILABLE}
+WITH_TASK: dict[int | str, dict[str, Any]] = {**COMMON, 404: NOT_FOUND}
+WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, 415: UNSUPPORTED_MEDIA_TYPE}

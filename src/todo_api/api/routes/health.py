@@ -1,0 +1,47 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from todo_api.api import responses
+from todo_api.api.deps import DatabaseDep
+from todo_api.core.errors import DatabaseUnavailable, is_database_unavailable
+from todo_api.core.responses import json_bytes
+
+router = APIRouter(tags=["health"])
+
+HEALTH_CHECK_TIMEOUT_S = 5.0
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+    database: str | None = Field(default=None, examples=["ok"])
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={500: responses.INTERNAL, 503: responses.UNAVAILABLE},
+    summary="Readiness",
+)
+async def health(database: DatabaseDep) -> Response:
+    """200 when the service can reach its database; 503 when it cannot."""
+    try:
+        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
+            await database.ping()
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise DatabaseUnavailable() from exc
+        raise
+    return Response(json_bytes({"status": "ok", "database": "ok"}), media_type="application/json")
+
+
+@router.get("/health/live", response_model=Health, responses={500: responses.INTERNAL}, summary="Liveness")
+async def live() -> Response:
+    """200 while the process runs; touches nothing else."""
+    return Response(json_bytes({"status": "ok"}), media_type="application/json")

@@ -1,0 +1,100 @@
+"""The `todo-api` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from todo_api.core.config import ConfigurationError, Settings, load_settings
+from todo_api.core.db import create_database
+from todo_api.core.errors import is_database_unavailable
+from todo_api.core.logging import configure_logging
+from todo_api.core.migrate import upgrade
+
+logger = logging.getLogger("todo_api.cli")
+
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="todo-api", description="The Todo API service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="apply pending migrations, then serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
+    commands.add_parser("migrate", help="apply pending migrations and exit")
+    return parser
+
+
+async def _migrate(settings: Settings) -> None:
+    database = create_database(settings)
+    try:
+        await upgrade(database.engine)
+    finally:
+        await database.dispose()
+
+
+def _run_migrations(settings: Settings) -> int:
+    try:
+        asyncio.run(_migrate(settings))
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        print(
+            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
+            f"({type(exc).__name__})",
+            file=sys.stderr,
+        )
+        return EXIT_DATABASE
+    logger.info("migrations applied")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not args.no_migrate:
+        status = _run_migrations(settings)
+        if status:
+            return status
+    workers = args.workers or 1
+    if workers < 1:
+        print("todo-api: --workers must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    uvicorn.run(
+        "todo_api.main:serve_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=None if args.reload else workers,
+        reload=args.reload,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"todo-api: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings)
+    if args.command == "migrate":
+        return _run_migrations(settings)
+    return _serve(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Settings: one validated object, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError
+
+from todo_api.core.dburl import DatabaseTarget, parse_database_url
+
+Environment = Literal["development", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; see `.env.example` and the README for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    environment: Environment = "development"
+    database_url: str = "sqlite+aiosqlite:///./todo.db"
+    db_pool_size: int = Field(default=10, ge=1, le=1000)
+    db_max_overflow: int = Field(default=5, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30.0, gt=0, le=3600)
+    db_pool_recycle: int = Field(default=3600, ge=-1)
+    db_connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    db_statement_timeout_ms: int = Field(default=15000, ge=0)
+    db_pooler: Literal["auto", "pgbouncer", "none"] = "auto"
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] | None = None
+
+    @field_validator("environment", "db_pooler", "log_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _uppercase(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON list ({exc.msg})") from None
+        return [origin.strip() for origin in text.split(",") if origin.strip()]
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            parse_database_url(value)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"not a usable database URL ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _default_log_format(self) -> Settings:
+        if self.log_format is None:
+            fmt = "json" if self.environment == "production" else "text"
+            object.__setattr__(self, "log_format", fmt)
+        return self
+
+    @cached_property
+    def database(self) -> DatabaseTarget:
+        """The database URL normalised for SQLAlchemy, with its driver connect arguments."""
+        return parse_database_url(self.database_url)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def safe_database_url(self) -> str:
+        """The database URL with its password masked, for logs."""
+        url: URL = self.database.url
+        return url.render_as_string(hide_password=True)
+
+
+class ConfigurationError(Exception):
+    """Settings could not be loaded; the message is one line naming the variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning a validation failure into one line that names the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}")
+    return "invalid configuration: " + "; ".join(problems)

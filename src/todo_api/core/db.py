@@ -1,0 +1,128 @@
+"""Engine, sessions and driver settings: built once per process, at start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from todo_api.core.config import Settings
+from todo_api.core.dburl import DatabaseTarget
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class Database:
+    """The process's engine and its session factory."""
+
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    async def ping(self) -> None:
+        """Run a trivial query; raises when the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def uses_pgbouncer(settings: Settings) -> bool:
+    """Whether to configure asyncpg for a transaction-pooling proxy."""
+    if settings.db_pooler == "auto":
+        return settings.database.looks_pooled
+    return settings.db_pooler == "pgbouncer"
+
+
+def create_database(settings: Settings) -> Database:
+    target = settings.database
+    if target.is_sqlite:
+        engine = _create_sqlite_engine(target, settings)
+    else:
+        engine = _create_postgres_engine(target, settings)
+    maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return Database(engine=engine, sessionmaker=maker)
+
+
+def _create_sqlite_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+    kwargs: dict[str, Any] = {
+        "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    }
+    if target.is_memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            pool_pre_ping=True,
+        )
+    engine = create_async_engine(target.url, **kwargs)
+    event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers proceed while one writer commits; the busy timeout makes a second writer
+    # wait for the lock instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any] = dict(target.connect_args)
+    server_settings: dict[str, str] = dict(connect_args.pop("server_settings", {}))
+    server_settings.setdefault("application_name", "todo-api")
+    pooled = uses_pgbouncer(settings)
+    if target.server_options:
+        server_settings["options"] = target.server_options
+    if settings.db_statement_timeout_ms and not pooled:
+        # Poolers reject unknown startup parameters; behind one, set the timeout on the role
+        # (ALTER ROLE ... SET statement_timeout), as the README explains.
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
+    connect_args["server_settings"] = server_settings
+    connect_args["timeout"] = settings.db_connect_timeout
+    if pooled:
+        # A transaction-pooling proxy hands each transaction to any server connection, so named
+        # prepared statements from an earlier transaction may not exist (or may collide).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    return create_async_engine(
+        target.url,
+        connect_args=connect_args,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+    )
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid4().hex}__"
+
+
+async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
+    """One session per request; the service commits its own writes before responding."""
+    async with database.sessionmaker() as session:
+        yield session

@@ -1,0 +1,234 @@
+"""Domain errors and the one place that renders every error as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from todo_api.core.requestctx import current_request_id
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+DB_RETRY_AFTER_SECONDS = 5
+
+
+class AppError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    status: int = 500
+    type: str = "/problems/internal-error"
+    title: str = "Internal server error"
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFound(AppError):
+    status = 404
+    type = "/problems/not-found"
+    title = "Not found"
+
+
+class TaskNotFound(NotFound):
+    def __init__(self) -> None:
+        # Always the same text: nothing may reveal whether the id exists for another user.
+        super().__init__("No task with this id exists for this user.")
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    type = "/problems/service-unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    def __init__(self) -> None:
+        super().__init__("The database is unreachable or busy; retry shortly.")
+
+
+def problem_response(
+    request_path: str,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request_path,
+        "request_id": current_request_id(),
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    if extra:
+        body.update(extra)
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def render_app_error(request: Request, exc: AppError) -> Response:
+    return problem_response(
+        request.url.path,
+        status=exc.status,
+        type_=exc.type,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+    )
+
+
+_DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sa_exc.TimeoutError,  # pool exhausted for DB_POOL_TIMEOUT
+    sa_exc.OperationalError,  # SQLite cannot open/lock, or a connection-level failure
+    sa_exc.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.QueryCanceledError,  # statement timeout
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot serve us right now (as opposed to a bug)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, _DATABASE_UNAVAILABLE):
+        return True
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
+        return True
+    return isinstance(exc, _DATABASE_UNAVAILABLE)
+
+
+def _field_name(error: Mapping[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        return "body"
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] in {"body", "query", "path", "header", "cookie"}:
+        loc = loc[1:]
+    return ".".join(loc) or "body"
+
+
+def _field_message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"malformed JSON: {reason}" if reason else "malformed JSON"
+    if error["type"] in {"model_type", "model_attributes_type", "dict_type"}:
+        return "must be a JSON object"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _is_json_request(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
+    if body_errors and request.headers.get("content-type") and not _is_json_request(request):
+        return problem_response(
+            request.url.path,
+            status=415,
+            type_="/problems/unsupported-media-type",
+            title="Unsupported media type",
+            detail="The request body must be application/json.",
+            headers={"Accept": "application/json"},
+        )
+    errors = [
+        {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])}
+        for e in raw
+    ]
+    count = len(errors)
+    return problem_response(
+        request.url.path,
+        status=400,
+        type_="/problems/validation-error",
+        title="Invalid request",
+        detail=f"{count} field is invalid" if count == 1 else f"{count} fields are invalid",
+        errors=errors,
+    )
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    if status == 404 and detail is None:
+        detail = "No resource lives at this path."
+    if status == 405 and detail is None:
+        detail = f"{request.method} is not allowed here."
+    return problem_response(
+        request.url.path,
+        status=status,
+        type_=f"/problems/{phrase.lower().replace(' ', '-')}",
+        title=phrase,
+        detail=detail,
+        headers=exc.headers,
+    )
+
+
+async def handle_app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return render_app_error(request, exc)
+
+
+def unexpected_error_response(path: str, exc: BaseException) -> Response:
+    """The response for an exception no handler claimed: 503 for database faults, else 500."""
+    if is_database_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        unavailable = DatabaseUnavailable()
+        return problem_response(
+            path,
+            status=unavailable.status,
+            type_=unavailable.type,
+            title=unavailable.title,
+            detail=unavailable.detail,
+            headers=unavailable.headers,
+        )
+    logger.error("unhandled error", exc_info=exc)
+    return problem_response(
+        path,
+        status=500,
+        type_=AppError.type,
+        title=AppError.title,
+        detail="An unexpected error occurred; it has been logged with this request id.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(AppError, handle_app_error)

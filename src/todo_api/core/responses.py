@@ -1,0 +1,44 @@
+"""JSON responses encoded once with orjson: UTC timestamps with a `Z` suffix, UUIDs as text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+_OPTIONS = orjson.OPT_UTC_Z
+
+
+def _fallback(value: Any) -> str:
+    # asyncpg returns its own UUID class (not a uuid.UUID subclass orjson knows).
+    if type(value).__name__ == "UUID":
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_bytes(content: Any) -> bytes:
+    return orjson.dumps(content, default=_fallback, option=_OPTIONS)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
+
+
+def row_response(
+    row: Mapping[str, Any], *, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        json_bytes(dict(row)),
+        status_code=status_code,
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )
+
+
+def rows_response(rows: Sequence[Mapping[str, Any]]) -> Response:
+    return Response(json_bytes([dict(row) for row in rows]), media_type="application/json")

@@ -1,0 +1,83 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from todo_api import __version__
+from todo_api.api.routes import health, tasks
+from todo_api.core.config import Settings, load_settings
+from todo_api.core.db import create_database
+from todo_api.core.errors import install_error_handlers
+from todo_api.core.logging import configure_logging
+from todo_api.core.middleware import RequestContextMiddleware
+from todo_api.core.openapi import build_openapi
+from todo_api.core.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+A multi-user task API. Every task belongs to the user named in the path.
+
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/problem+json`;
+validation failures are **400** with an `errors` list naming each field. Timestamps are RFC 3339
+in UTC (`...Z`). Every response carries an `X-Request-ID` (send your own to correlate logs).
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    owned = getattr(app.state, "database", None) is None
+    if owned:
+        app.state.database = create_database(app.state.settings)
+    logger.info("serving on %s", app.state.settings.safe_database_url())
+    try:
+        yield
+    finally:
+        if owned:
+            await app.state.database.dispose()
+            app.state.database = None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application. Without `settings`, they are read from the environment."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="Todo API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        openapi_tags=[
+            {"name": "tasks", "description": "A user's tasks."},
+            {"name": "health", "description": "Liveness and readiness probes."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.database = None
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["Location", "X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def serve_app() -> FastAPI:
+    """The factory `todo-api serve` hands to uvicorn: each worker configures its own logging."""
+    settings = load_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,133 @@
+"""The suite runs once on SQLite and once on PostgreSQL (when TEST_DATABASE_URL names one).
+
+Each xdist worker migrates its own database once; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_api.core.config import Settings
+from todo_api.core.db import Database, create_database
+from todo_api.core.migrate import upgrade
+from todo_api.main import create_app
+from todo_api.models import metadata
+
+POSTGRES_ENV = "TEST_DATABASE_URL"
+
+
+def make_settings(**values: object) -> Settings:
+    """Settings for a test: never read from a developer's `.env` file."""
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+def libpq_dsn(url: str) -> str:
+    """A URL asyncpg.connect accepts, whatever scheme the caller used."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_postgres_database(name: str) -> str:
+    """A fresh database beside TEST_DATABASE_URL's; returns its URL."""
+    base = postgres_url()
+    assert base is not None
+    admin = await asyncpg.connect(libpq_dsn(base))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(name: str) -> None:
+    base = postgres_url()
+    assert base is not None
+    admin = await asyncpg.connect(libpq_dsn(base))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgresql" and postgres_url() is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL half of the suite is skipped")
+    return name
+
+
+@pytest.fixture(scope="session")
+def worker_tag(worker_id: str) -> str:
+    return f"{worker_id}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+async def database(
+    backend: str, worker_tag: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    """This worker's migrated database on `backend`, shared by its tests."""
+    pg_name = f"todo_test_{worker_tag}"
+    if backend == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "todo.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = await create_postgres_database(pg_name)
+    db = create_database(make_settings(database_url=url))
+    await upgrade(db.engine)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        if backend == "postgresql":
+            await drop_postgres_database(pg_name)
+
+
+@pytest.fixture
+async def db(database: Database) -> AsyncIterator[Database]:
+    """The shared database, emptied after the test so every test starts clean."""
+    yield database
+    async with database.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(delete(table))
+
+
+@pytest.fixture
+def settings(db: Database) -> Settings:
+    return make_settings(database_url=db.engine.url.render_as_string(hide_password=False))
+
+
+@pytest.fixture
+def app(db: Database, settings: Settings) -> Iterator[FastAPI]:
+    application = create_app(settings)
+    application.state.database = db
+    yield application
+    application.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[AsyncSession]:
+    async with db.sessionmaker() as s:
+        yield s
