@@ -23,14 +23,17 @@ async def create_task(client: httpx.AsyncClient, user_id: str = "alice", **overr
     return body
 
 
-def assert_problem(response: httpx.Response, status: int, *, fields: list[str] | None = None) -> JSON:
-    """The response is an RFC 9457 problem with `status` (and, for 400, exactly `fields` failing)."""
+def assert_problem(
+    response: httpx.Response, status: int, *, fields: list[str] | None = None
+) -> JSON:
+    """The response is an RFC 9457 problem with `status`; for 400, exactly `fields` fail."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     body: JSON = response.json()
     assert body["status"] == status
     assert body["type"].startswith("/problems/")
-    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
     assert body["instance"] == response.request.url.path
     assert body["request_id"] == response.headers["x-request-id"]
     if fields is not None:

@@ -20,6 +20,10 @@ EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 
 
+def _say(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="todo-api", description="The Todo API service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -27,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
-    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.add_argument(
+        "--reload", action="store_true", help="restart on code changes (development)"
+    )
     serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
     commands.add_parser("migrate", help="apply pending migrations and exit")
     return parser
@@ -47,10 +53,9 @@ def _run_migrations(settings: Settings) -> int:
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
-        print(
+        _say(
             f"todo-api: cannot reach the database at {settings.safe_database_url()} "
-            f"({type(exc).__name__})",
-            file=sys.stderr,
+            f"({type(exc).__name__})"
         )
         return EXIT_DATABASE
     logger.info("migrations applied")
@@ -66,7 +71,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             return status
     workers = args.workers or 1
     if workers < 1:
-        print("todo-api: --workers must be at least 1", file=sys.stderr)
+        _say("todo-api: --workers must be at least 1")
         return EXIT_CONFIG
     uvicorn.run(
         "todo_api.main:serve_app",
@@ -88,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        print(f"todo-api: {exc}", file=sys.stderr)
+        _say(f"todo-api: {exc}")
         return EXIT_CONFIG
     configure_logging(settings)
     if args.command == "migrate":

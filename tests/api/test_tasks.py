@@ -46,7 +46,9 @@ class TestCreateTask:
         assert response.status_code == 200
         assert response.json() == created
 
-    async def test_read_only_and_unknown_fields_are_ignored(self, client: httpx.AsyncClient) -> None:
+    async def test_read_only_and_unknown_fields_are_ignored(
+        self, client: httpx.AsyncClient
+    ) -> None:
         forged_id = str(uuid.uuid4())
         response = await client.post(
             "/api/alice/tasks",
@@ -133,9 +135,13 @@ class TestIsolation:
         self, client: httpx.AsyncClient, method: str, suffix: str, body: dict[str, object] | None
     ) -> None:
         theirs = await create_task(client, "bob", title="bob's")
-        missing = await client.request(method, f"/api/alice/tasks/{uuid.uuid4()}{suffix}", json=body)
+        missing = await client.request(
+            method, f"/api/alice/tasks/{uuid.uuid4()}{suffix}", json=body
+        )
 
-        response = await client.request(method, f"/api/alice/tasks/{theirs['id']}{suffix}", json=body)
+        response = await client.request(
+            method, f"/api/alice/tasks/{theirs['id']}{suffix}", json=body
+        )
 
         problem = assert_problem(response, 404)
         assert {k: v for k, v in problem.items() if k != "request_id"} == {
@@ -151,7 +157,9 @@ class TestUpdateTask:
     ) -> None:
         task = await create_task(client, title="Old", description="keep me", completed=True)
 
-        response = await client.request(method, f"/api/alice/tasks/{task['id']}", json={"title": " New "})
+        response = await client.request(
+            method, f"/api/alice/tasks/{task['id']}", json={"title": " New "}
+        )
 
         assert response.status_code == 200
         body = response.json()
@@ -166,7 +174,9 @@ class TestUpdateTask:
     async def test_null_description_clears_it(self, client: httpx.AsyncClient, method: str) -> None:
         task = await create_task(client, description="remove me")
 
-        response = await client.request(method, f"/api/alice/tasks/{task['id']}", json={"description": None})
+        response = await client.request(
+            method, f"/api/alice/tasks/{task['id']}", json={"description": None}
+        )
 
         assert response.status_code == 200
         assert response.json()["description"] is None
@@ -179,7 +189,9 @@ class TestUpdateTask:
     ) -> None:
         task = await create_task(client)
 
-        response = await client.request(method, f"/api/alice/tasks/{task['id']}", json={field: None})
+        response = await client.request(
+            method, f"/api/alice/tasks/{task['id']}", json={field: None}
+        )
 
         assert_problem(response, 400, fields=[field])
         assert (await client.get(f"/api/alice/tasks/{task['id']}")).json() == task
@@ -246,7 +258,9 @@ class TestCompleteTask:
         assert parse_ts(second.json()["updated_at"]) > parse_ts(first.json()["updated_at"])
 
     @pytest.mark.parametrize("value", [True, False])
-    async def test_explicit_value_is_idempotent(self, client: httpx.AsyncClient, value: bool) -> None:
+    async def test_explicit_value_is_idempotent(
+        self, client: httpx.AsyncClient, value: bool
+    ) -> None:
         task = await create_task(client, completed=not value)
         url = f"/api/alice/tasks/{task['id']}/complete"
 
@@ -256,7 +270,9 @@ class TestCompleteTask:
         assert first.json()["completed"] is value
         assert second.json() == first.json()
 
-    @pytest.mark.parametrize("body", [{}, {"completed": None}, {"completed": "yes"}, {"completed": 1}])
+    @pytest.mark.parametrize(
+        "body", [{}, {"completed": None}, {"completed": "yes"}, {"completed": 1}]
+    )
     async def test_invalid_body_is_refused(
         self, client: httpx.AsyncClient, body: dict[str, object]
     ) -> None:

@@ -10,7 +10,9 @@ _PROBLEM = "application/problem+json"
 def _problem(description: str, example: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {_PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}},
+        "content": {
+            _PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}, "example": example}
+        },
     }
 
 
@@ -33,7 +35,13 @@ INVALID = _problem(
         "/problems/validation-error",
         "Invalid request",
         "1 field is invalid",
-        errors=[{"field": "title", "message": "must be 1-200 characters after trimming", "type": "string_too_long"}],
+        errors=[
+            {
+                "field": "title",
+                "message": "must be 1-200 characters after trimming",
+                "type": "string_too_long",
+            }
+        ],
     ),
 )
 NOT_FOUND = _problem(
@@ -42,18 +50,35 @@ NOT_FOUND = _problem(
 )
 UNSUPPORTED_MEDIA_TYPE = _problem(
     "The body is not `application/json`.",
-    _example(415, "/problems/unsupported-media-type", "Unsupported media type", "The request body must be application/json."),
+    _example(
+        415,
+        "/problems/unsupported-media-type",
+        "Unsupported media type",
+        "The request body must be application/json.",
+    ),
 )
 INTERNAL = _problem(
     "An unexpected error; the details are in the server log under the request id.",
-    _example(500, "/problems/internal-error", "Internal server error", "An unexpected error occurred."),
+    _example(
+        500, "/problems/internal-error", "Internal server error", "An unexpected error occurred."
+    ),
 )
 UNAVAILABLE = {
     **_problem(
         "The database is unreachable or the connection pool is exhausted; retry later.",
-        _example(503, "/problems/service-unavailable", "Service unavailable", "The database is unreachable or busy; retry shortly."),
+        _example(
+            503,
+            "/problems/service-unavailable",
+            "Service unavailable",
+            "The database is unreachable or busy; retry shortly.",
+        ),
     ),
-    "headers": {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer"},
+        }
+    },
 }
 
 COMMON: dict[int | str, dict[str, Any]] = {400: INVALID, 500: INTERNAL, 503: UNAVAILABLE}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -30,7 +30,9 @@ class AppError(Exception):
     type: str = "/problems/internal-error"
     title: str = "Internal server error"
 
-    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = dict(headers or {})
@@ -154,8 +156,7 @@ def _is_json_request(request: Request) -> bool:
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    raw = list(exc.errors())
+    raw = list(cast(RequestValidationError, exc).errors())
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
     if body_errors and request.headers.get("content-type") and not _is_json_request(request):
         return problem_response(
@@ -167,8 +168,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
             headers={"Accept": "application/json"},
         )
     errors = [
-        {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])}
-        for e in raw
+        {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])} for e in raw
     ]
     count = len(errors)
     return problem_response(
@@ -182,7 +182,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = cast(StarletteHTTPException, exc)
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
@@ -201,8 +201,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def handle_app_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AppError)
-    return render_app_error(request, exc)
+    return render_app_error(request, cast(AppError, exc))
 
 
 def unexpected_error_response(path: str, exc: BaseException) -> Response:

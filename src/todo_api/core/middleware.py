@@ -61,7 +61,7 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or scope.get("path", "")
             access_logger.info(
-                '%s %s %d %.1fms',
+                "%s %s %d %.1fms",
                 scope["method"],
                 path,
                 status,
@@ -81,7 +81,8 @@ def _incoming_request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             if _VALID_REQUEST_ID.match(value):
-                return value.decode()
+                request_id: str = value.decode()
+                return request_id
             break
     return uuid.uuid4().hex
 

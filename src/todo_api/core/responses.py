@@ -30,7 +30,7 @@ class JSONResponse(Response):
 
 
 def row_response(
-    row: Mapping[str, Any], *, status_code: int = 200, headers: Mapping[str, str] | None = None
+    row: Mapping[Any, Any], *, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         json_bytes(dict(row)),
@@ -40,5 +40,5 @@ def row_response(
     )
 
 
-def rows_response(rows: Sequence[Mapping[str, Any]]) -> Response:
+def rows_response(rows: Sequence[Mapping[Any, Any]]) -> Response:
     return Response(json_bytes([dict(row) for row in rows]), media_type="application/json")

@@ -26,7 +26,9 @@ def run_migrations(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             # Instances starting together queue here; the later ones then find nothing to do.
             # A transaction-scoped lock also works through a transaction-pooling proxy.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         context.run_migrations()
 
 

@@ -9,7 +9,9 @@ class FieldError(BaseModel):
     """One failing input, named by its dotted path."""
 
     field: str = Field(description="Dotted name of the failing input.", examples=["title"])
-    message: str = Field(description="What is wrong with it.", examples=["must be 1-200 characters"])
+    message: str = Field(
+        description="What is wrong with it.", examples=["must be 1-200 characters"]
+    )
     type: str = Field(description="A stable machine-readable code.", examples=["string_too_long"])
 
 
@@ -27,7 +29,11 @@ class Problem(BaseModel):
                     "instance": "/api/alice/tasks",
                     "request_id": "9f1c2a4b6d8e4f00a1b2c3d4e5f60718",
                     "errors": [
-                        {"field": "title", "message": "must be 1-200 characters", "type": "string_too_long"}
+                        {
+                            "field": "title",
+                            "message": "must be 1-200 characters",
+                            "type": "string_too_long",
+                        }
                     ],
                 }
             ]

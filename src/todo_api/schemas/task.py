@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
@@ -77,8 +77,6 @@ Completed = Annotated[StrictBool, Field(description="Whether the task is done.",
 class TaskCreate(SQLModel):
     """A new task. Unknown and read-only fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
-
     title: Title
     description: Description | None = None
     completed: Completed = False
@@ -87,10 +85,10 @@ class TaskCreate(SQLModel):
 class TaskUpdate(SQLModel):
     """A partial change: fields sent are changed, fields omitted keep their value."""
 
-    model_config = ConfigDict(extra="ignore")
-
     title: Title | None = Field(default=None, description="New title; null is refused.")
-    description: Description | None = Field(default=None, description="New description; null clears it.")
+    description: Description | None = Field(
+        default=None, description="New description; null clears it."
+    )
     completed: Completed | None = Field(default=None, description="New state; null is refused.")
 
     @field_validator("title", "completed")
@@ -109,8 +107,6 @@ class TaskUpdate(SQLModel):
 class TaskCompletion(SQLModel):
     """Set the completion state explicitly (idempotent, safe to retry)."""
 
-    model_config = ConfigDict(extra="ignore")
-
     completed: Completed
 
 
@@ -123,7 +119,8 @@ class TaskPublic(SQLModel):
     description: str | None = Field(examples=["2 litres, semi-skimmed"])
     completed: bool = Field(examples=[False])
     created_at: datetime = Field(
-        description="When the task was created; never changes.", examples=["2026-11-26T09:30:00.123456Z"]
+        description="When the task was created; never changes.",
+        examples=["2026-11-26T09:30:00.123456Z"],
     )
     updated_at: datetime = Field(
         description="When the task last changed.", examples=["2026-11-26T09:45:12.654321Z"]

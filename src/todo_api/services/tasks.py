@@ -8,7 +8,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Delete, Select, Update, case, delete, insert, literal, not_, or_, select, update
+from sqlalchemy import (
+    Delete,
+    Select,
+    Update,
+    case,
+    delete,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,13 +74,13 @@ def _owned_delete(user_id: str, task_id: str) -> Delete:
 async def list_tasks(session: AsyncSession, *, user_id: str) -> Sequence[TaskRow]:
     """The user's tasks, newest first."""
     stmt = _owned_select(user_id).order_by(*NEWEST_FIRST).limit(MAX_LIST_SIZE)
-    result = await session.execute(stmt)
-    return result.mappings().all()
+    rows: Sequence[TaskRow] = (await session.execute(stmt)).mappings().all()
+    return rows
 
 
 async def get_task(session: AsyncSession, *, user_id: str, task_id: str) -> TaskRow:
     stmt = _owned_select(user_id).where(tasks.c.id == _task_uuid(task_id))
-    row = (await session.execute(stmt)).mappings().first()
+    row: TaskRow | None = (await session.execute(stmt)).mappings().first()
     if row is None:
         raise TaskNotFound()
     return row

@@ -41,7 +41,9 @@ async def health(database: DatabaseDep) -> Response:
     return Response(json_bytes({"status": "ok", "database": "ok"}), media_type="application/json")
 
 
-@router.get("/health/live", response_model=Health, responses={500: responses.INTERNAL}, summary="Liveness")
+@router.get(
+    "/health/live", response_model=Health, responses={500: responses.INTERNAL}, summary="Liveness"
+)
 async def live() -> Response:
     """200 while the process runs; touches nothing else."""
     return Response(json_bytes({"status": "ok"}), media_type="application/json")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
 from starlette.responses import Response
@@ -15,7 +15,7 @@ from todo_api.services import tasks as service
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
 
-_CREATED = {
+_CREATED: dict[int | str, dict[str, Any]] = {
     201: {
         "description": "The task was created.",
         "headers": {
@@ -105,7 +105,9 @@ async def complete_task(
 ) -> Response:
     """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry)."""
     completed = body.completed if body is not None else None
-    row = await service.set_completed(session, user_id=user_id, task_id=task_id, completed=completed)
+    row = await service.set_completed(
+        session, user_id=user_id, task_id=task_id, completed=completed
+    )
     return row_response(row)
 
 
