@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from todo_api.core.requestctx import current_request_id
 
@@ -188,16 +189,29 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if status == 404 and detail is None:
         detail = "No resource lives at this path."
-    if status == 405 and detail is None:
-        detail = f"{request.method} is not allowed here."
+    headers = dict(exc.headers or {})
+    if status == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = detail or f"{request.method} is not allowed here; use {' or '.join(allowed)}."
     return problem_response(
         request.url.path,
         status=status,
         type_=f"/problems/{phrase.lower().replace(' ', '-')}",
         title=phrase,
         detail=detail,
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router reports only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def handle_app_error(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
 _OPTIONS = orjson.OPT_UTC_Z
@@ -22,9 +23,7 @@ def json_bytes(content: Any) -> bytes:
     return orjson.dumps(content, default=_fallback, option=_OPTIONS)
 
 
-class JSONResponse(Response):
-    media_type = "application/json"
-
+class JSONResponse(StarletteJSONResponse):
     def render(self, content: Any) -> bytes:
         return json_bytes(content)
 

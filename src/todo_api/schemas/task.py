@@ -16,8 +16,10 @@ from todo_api.models.task import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
 _SPACE = " \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
-_CONTROL = "\\x00-\\x1f\\x7f\\ud800-\\udfff"
-_DESCRIPTION_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ud800-\\udfff"
+_CONTROL = "\\x00-\\x1f\\x7f"
+_DESCRIPTION_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
+# Lone surrogates cannot be stored as UTF-8; JSON can smuggle them in as `\\ud800` escapes.
+_SURROGATE = "\\ud800-\\udfff"
 
 TITLE_PATTERN = (
     f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}]"
@@ -25,8 +27,8 @@ TITLE_PATTERN = (
 )
 DESCRIPTION_PATTERN = f"^[^{_DESCRIPTION_CONTROL}]*$"
 
-_title_control = re.compile(f"[{_CONTROL}]")
-_description_control = re.compile(f"[{_DESCRIPTION_CONTROL}]")
+_title_control = re.compile(f"[{_CONTROL}{_SURROGATE}]")
+_description_control = re.compile(f"[{_DESCRIPTION_CONTROL}{_SURROGATE}]")
 _edge_space = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
 
 
@@ -74,6 +76,14 @@ Description = Annotated[
 Completed = Annotated[StrictBool, Field(description="Whether the task is done.", examples=[False])]
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """Publish an optional-but-not-null field as its non-null type (omit it, never send null)."""
+    variants = schema.pop("anyOf", None)
+    if variants:
+        schema.update(next(v for v in variants if v.get("type") != "null"))
+    schema.pop("default", None)
+
+
 class TaskCreate(SQLModel):
     """A new task. Unknown and read-only fields are ignored."""
 
@@ -85,11 +95,15 @@ class TaskCreate(SQLModel):
 class TaskUpdate(SQLModel):
     """A partial change: fields sent are changed, fields omitted keep their value."""
 
-    title: Title | None = Field(default=None, description="New title; null is refused.")
+    title: Title | None = Field(
+        default=None, description="New title; null is refused.", json_schema_extra=_not_nullable
+    )
     description: Description | None = Field(
         default=None, description="New description; null clears it."
     )
-    completed: Completed | None = Field(default=None, description="New state; null is refused.")
+    completed: Completed | None = Field(
+        default=None, description="New state; null is refused.", json_schema_extra=_not_nullable
+    )
 
     @field_validator("title", "completed")
     @classmethod
