@@ -1,33 +1,41 @@
-# Everything runs inside .venv, created on first use and reinstalled when pyproject.toml changes.
+# Everything runs inside .venv, created on first use; the project is (re)installed into it only
+# when pyproject.toml changes. `make run` needs the runtime dependencies, the rest the dev extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 
 .PHONY: run test lint format migrate clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
 
-run: $(STAMP)  ## serve on http://127.0.0.1:8000 (SQLite unless DATABASE_URL says otherwise)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(RUNTIME)
+
+run: $(RUNTIME)  ## serve on http://127.0.0.1:8000 (SQLite unless DATABASE_URL says otherwise)
 	$(BIN)/todo-api serve
 
-test: $(STAMP)  ## the test suite (PostgreSQL half too when TEST_DATABASE_URL is set)
+test: $(DEV)  ## the suite; its PostgreSQL half runs when TEST_DATABASE_URL is set
 	$(BIN)/pytest -n 2
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
-format: $(STAMP)
+format: $(DEV)
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
-migrate: $(STAMP)
+migrate: $(RUNTIME)
 	$(BIN)/todo-api migrate
 
 clean:
