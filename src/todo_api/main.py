@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from todo_api import __version__
 from todo_api.api.routes import health, tasks
@@ -15,7 +14,11 @@ from todo_api.core.config import Settings, load_settings
 from todo_api.core.db import create_database
 from todo_api.core.errors import install_error_handlers
 from todo_api.core.logging import configure_logging
-from todo_api.core.middleware import RequestContextMiddleware
+from todo_api.core.middleware import (
+    ProblemCORSMiddleware,
+    RequestContextMiddleware,
+    UnhandledErrorMiddleware,
+)
 from todo_api.core.openapi import build_openapi
 from todo_api.core.responses import JSONResponse
 
@@ -63,8 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(health.router)
     install_error_handlers(app)
+    # Outermost last: request id and access log, then CORS, then the last-resort error handler.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_api.core.config import Settings
@@ -34,12 +37,25 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
+_user_id = re.compile(USER_ID_PATTERN)
+
+
+def _check_user_id(value: str) -> str:
+    if not _user_id.match(value):
+        raise PydanticCustomError(
+            "invalid_user_id",
+            f"must be 1-{USER_ID_MAX_LENGTH} printable ASCII characters without spaces or '/'",
+        )
+    return value
+
+
 UserID = Annotated[
     str,
+    AfterValidator(_check_user_id),
     Path(
         description="The owner of the tasks: 1-255 printable ASCII characters, no space or `/`.",
-        pattern=USER_ID_PATTERN,
         examples=["alice"],
+        json_schema_extra={"pattern": USER_ID_PATTERN},
     ),
 ]
 TaskID = Annotated[

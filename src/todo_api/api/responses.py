@@ -46,7 +46,7 @@ INVALID = _problem(
 )
 NOT_FOUND = _problem(
     "No such task for this user (also for another user's task or a non-UUID id).",
-    _example(404, "/problems/not-found", "Not found", "No task with this id exists for this user."),
+    _example(404, "/problems/not-found", "Not Found", "No task with this id exists for this user."),
 )
 UNSUPPORTED_MEDIA_TYPE = _problem(
     "The body is not `application/json`.",
@@ -60,7 +60,10 @@ UNSUPPORTED_MEDIA_TYPE = _problem(
 INTERNAL = _problem(
     "An unexpected error; the details are in the server log under the request id.",
     _example(
-        500, "/problems/internal-error", "Internal server error", "An unexpected error occurred."
+        500,
+        "/problems/internal-server-error",
+        "Internal Server Error",
+        "An unexpected error occurred.",
     ),
 )
 UNAVAILABLE = {
@@ -69,7 +72,7 @@ UNAVAILABLE = {
         _example(
             503,
             "/problems/service-unavailable",
-            "Service unavailable",
+            "Service Unavailable",
             "The database is unreachable or busy; retry shortly.",
         ),
     ),

@@ -28,8 +28,8 @@ class AppError(Exception):
     """Base of every error the service raises on purpose."""
 
     status: int = 500
-    type: str = "/problems/internal-error"
-    title: str = "Internal server error"
+    type: str = "/problems/internal-server-error"
+    title: str = "Internal Server Error"
 
     def __init__(
         self, detail: str | None = None, *, headers: Mapping[str, str] | None = None
@@ -42,7 +42,7 @@ class AppError(Exception):
 class NotFound(AppError):
     status = 404
     type = "/problems/not-found"
-    title = "Not found"
+    title = "Not Found"
 
 
 class TaskNotFound(NotFound):
@@ -54,7 +54,7 @@ class TaskNotFound(NotFound):
 class ServiceUnavailable(AppError):
     status = 503
     type = "/problems/service-unavailable"
-    title = "Service unavailable"
+    title = "Service Unavailable"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
@@ -98,7 +98,7 @@ def problem_response(
 
 def render_app_error(request: Request, exc: AppError) -> Response:
     return problem_response(
-        request.url.path,
+        request.scope["path"],
         status=exc.status,
         type_=exc.type,
         title=exc.title,
@@ -161,7 +161,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
     if body_errors and request.headers.get("content-type") and not _is_json_request(request):
         return problem_response(
-            request.url.path,
+            request.scope["path"],
             status=415,
             type_="/problems/unsupported-media-type",
             title="Unsupported media type",
@@ -173,7 +173,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     ]
     count = len(errors)
     return problem_response(
-        request.url.path,
+        request.scope["path"],
         status=400,
         type_="/problems/validation-error",
         title="Invalid request",
@@ -195,7 +195,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         headers["Allow"] = ", ".join(allowed)
         detail = detail or f"{request.method} is not allowed here; use {' or '.join(allowed)}."
     return problem_response(
-        request.url.path,
+        request.scope["path"],
         status=status,
         type_=f"/problems/{phrase.lower().replace(' ', '-')}",
         title=phrase,
@@ -204,14 +204,18 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (the router reports only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    routes = request.app.router.routes
+    allowed = []
+    for method in _HTTP_METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in routes):
+            allowed.append(method)
+    return allowed
 
 
 async def handle_app_error(request: Request, exc: Exception) -> Response:

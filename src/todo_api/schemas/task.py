@@ -127,7 +127,10 @@ class TaskCompletion(SQLModel):
 class TaskPublic(SQLModel):
     """A task as the API returns it. Timestamps are RFC 3339 in UTC with a `Z` suffix."""
 
-    id: uuid.UUID = Field(description="Server-generated identifier.")
+    id: uuid.UUID = Field(
+        description="Server-generated identifier.",
+        examples=["0b3c7c5e-8f9a-4d2b-9a51-6f1f3e2d4c10"],
+    )
     user_id: str = Field(description="The owner.", examples=["alice"])
     title: str = Field(examples=["Buy milk"])
     description: str | None = Field(examples=["2 litres, semi-skimmed"])

@@ -1,0 +1,243 @@
+"""The OpenAPI document says exactly what the server sends (DESIGN.md §4-§5), so a generated client
+and a contract tester agree with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.factories import JSON
+
+PROBLEM_REF = "#/components/schemas/Problem"
+TASK_REF = "#/components/schemas/TaskPublic"
+LIST = "/api/{user_id}/tasks"
+ITEM = "/api/{user_id}/tasks/{task_id}"
+COMPLETE = "/api/{user_id}/tasks/{task_id}/complete"
+
+# Every /api operation, with its success status and the request body schema it takes (if any).
+API_OPERATIONS: dict[tuple[str, str], tuple[str, str | None]] = {
+    ("get", LIST): ("200", None),
+    ("post", LIST): ("201", "TaskCreate"),
+    ("get", ITEM): ("200", None),
+    ("put", ITEM): ("200", "TaskUpdate"),
+    ("patch", ITEM): ("200", "TaskUpdate"),
+    ("delete", ITEM): ("204", None),
+    ("patch", COMPLETE): ("200", "TaskCompletion"),
+}
+OPERATION_IDS = [f"{method.upper()} {path}" for method, path in API_OPERATIONS]
+
+
+@pytest.fixture
+async def document(client: httpx.AsyncClient) -> JSON:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body: JSON = response.json()
+    return body
+
+
+def operation(document: JSON, method: str, path: str) -> JSON:
+    op: JSON = document["paths"][path][method]
+    return op
+
+
+def all_operations(document: JSON) -> list[tuple[str, str, JSON]]:
+    return [
+        (method, path, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+    ]
+
+
+def refs_in(schema: Any) -> set[str]:
+    """Every `$ref` reachable in `schema` (without following them)."""
+    if isinstance(schema, dict):
+        found = {schema["$ref"]} if isinstance(schema.get("$ref"), str) else set()
+        return found.union(*(refs_in(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return set().union(*(refs_in(value) for value in schema))
+    return set()
+
+
+def has_examples(schema: JSON) -> bool:
+    """The schema, or one of its `anyOf`/`oneOf` branches, carries an example."""
+    if "examples" in schema or "example" in schema:
+        return True
+    branches: list[JSON] = schema.get("anyOf") or schema.get("oneOf") or []
+    return any(has_examples(branch) for branch in branches)
+
+
+class TestDocument:
+    async def test_is_openapi_3_1(self, document: JSON) -> None:
+        assert document["openapi"].startswith("3.1.")
+
+    async def test_lists_exactly_the_api_operations(self, document: JSON) -> None:
+        api = {
+            (method, path)
+            for method, path, _ in all_operations(document)
+            if path.startswith("/api/")
+        }
+
+        assert api == set(API_OPERATIONS)
+
+    async def test_no_operation_declares_422(self, document: JSON) -> None:
+        declaring = [(m, p) for m, p, op in all_operations(document) if "422" in op["responses"]]
+
+        assert declaring == []
+
+    async def test_every_operation_has_a_summary(self, document: JSON) -> None:
+        missing = [(m, p) for m, p, op in all_operations(document) if not op.get("summary")]
+
+        assert missing == []
+
+    async def test_problem_schema_replaces_fastapis_validation_error(self, document: JSON) -> None:
+        schemas = document["components"]["schemas"]
+
+        assert "Problem" in schemas
+        assert "HTTPValidationError" not in schemas
+        assert "ValidationError" not in schemas
+        assert set(schemas["Problem"]["required"]) == {"type", "title", "status"}
+        assert PROBLEM_REF not in refs_in(schemas["Problem"])
+
+    async def test_every_schema_property_carries_an_example(self, document: JSON) -> None:
+        missing = [
+            f"{name}.{prop}"
+            for name, schema in document["components"]["schemas"].items()
+            if "examples" not in schema
+            for prop, prop_schema in schema.get("properties", {}).items()
+            if not has_examples(prop_schema)
+        ]
+
+        assert missing == []
+
+    async def test_every_ref_resolves(self, document: JSON) -> None:
+        schemas = document["components"]["schemas"]
+        refs = refs_in(document["paths"]) | refs_in(schemas)
+
+        unresolved = {
+            ref for ref in refs if ref.removeprefix("#/components/schemas/") not in schemas
+        }
+
+        assert unresolved == set()
+
+
+@pytest.mark.parametrize(("method", "path"), list(API_OPERATIONS), ids=OPERATION_IDS)
+class TestApiOperation:
+    async def test_declares_400_500_and_503_as_problems(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        responses = operation(document, method, path)["responses"]
+
+        for status in ("400", "500", "503"):
+            content = responses[status]["content"]
+            assert list(content) == ["application/problem+json"], status
+            assert content["application/problem+json"]["schema"] == {"$ref": PROBLEM_REF}
+
+    async def test_every_error_is_a_problem_whose_example_has_its_status(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        responses = operation(document, method, path)["responses"]
+
+        for status, response in responses.items():
+            if int(status) < 400:
+                continue
+            problem = response["content"]["application/problem+json"]
+            assert problem["schema"] == {"$ref": PROBLEM_REF}, status
+            assert problem["example"]["status"] == int(status)
+
+    async def test_503_declares_retry_after(self, document: JSON, method: str, path: str) -> None:
+        response = operation(document, method, path)["responses"]["503"]
+
+        assert response["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+
+    async def test_declares_404_exactly_when_it_names_a_task(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        responses = operation(document, method, path)["responses"]
+
+        assert ("404" in responses) is ("{task_id}" in path)
+
+    async def test_declares_415_exactly_when_it_takes_a_body(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        op = operation(document, method, path)
+        _, body_schema = API_OPERATIONS[(method, path)]
+
+        assert ("requestBody" in op) is (body_schema is not None)
+        assert ("415" in op["responses"]) is (body_schema is not None)
+
+    async def test_declares_only_its_success_status(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        responses = operation(document, method, path)["responses"]
+        success, _ = API_OPERATIONS[(method, path)]
+
+        assert [status for status in responses if status.startswith("2")] == [success]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "schema"),
+    [(m, p, body) for (m, p), (_, body) in API_OPERATIONS.items() if body is not None],
+)
+class TestRequestBody:
+    async def test_body_is_json_of_its_schema(
+        self, document: JSON, method: str, path: str, schema: str
+    ) -> None:
+        content = operation(document, method, path)["requestBody"]["content"]
+
+        assert list(content) == ["application/json"]
+        assert refs_in(content["application/json"]) == {f"#/components/schemas/{schema}"}
+
+
+class TestSuccessResponses:
+    async def test_create_declares_201_with_location_and_the_task(self, document: JSON) -> None:
+        created = operation(document, "post", LIST)["responses"]["201"]
+
+        assert created["headers"]["Location"]["schema"] == {"type": "string"}
+        assert created["content"]["application/json"]["schema"] == {"$ref": TASK_REF}
+
+    async def test_delete_declares_204_without_content(self, document: JSON) -> None:
+        deleted = operation(document, "delete", ITEM)["responses"]["204"]
+
+        assert "content" not in deleted
+
+    async def test_list_declares_an_array_of_tasks(self, document: JSON) -> None:
+        listed = operation(document, "get", LIST)["responses"]["200"]
+
+        schema = listed["content"]["application/json"]["schema"]
+        assert schema["type"] == "array"
+        assert schema["items"] == {"$ref": TASK_REF}
+
+    @pytest.mark.parametrize(
+        ("method", "path"), [("get", ITEM), ("put", ITEM), ("patch", ITEM), ("patch", COMPLETE)]
+    )
+    async def test_single_task_operations_declare_the_task(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        ok = operation(document, method, path)["responses"]["200"]
+
+        assert ok["content"] == {"application/json": {"schema": {"$ref": TASK_REF}}}
+
+    @pytest.mark.parametrize("path", ["/health", "/health/live"])
+    async def test_health_declares_its_body(self, document: JSON, path: str) -> None:
+        ok = operation(document, "get", path)["responses"]["200"]
+
+        assert ok["content"] == {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+        }
+
+
+class TestInteractiveDocs:
+    @pytest.mark.parametrize(("path", "marker"), [("/docs", "swagger-ui"), ("/redoc", "redoc")])
+    async def test_docs_page_is_html_pointing_at_the_document(
+        self, client: httpx.AsyncClient, path: str, marker: str
+    ) -> None:
+        response = await client.get(path)
+
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert marker in response.text
+        assert "/openapi.json" in response.text
