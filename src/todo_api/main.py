@@ -5,16 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from todo_api import __version__
+from todo_api.api import responses
+from todo_api.api.deps import authorize, authorize_bearer
 from todo_api.api.routes import health, tasks
 from todo_api.core.config import Settings, load_settings
 from todo_api.core.db import create_database
 from todo_api.core.errors import install_error_handlers
+from todo_api.core.guard import Guard
 from todo_api.core.logging import configure_logging
 from todo_api.core.middleware import (
+    BodyLimitMiddleware,
     ProblemCORSMiddleware,
     RequestContextMiddleware,
     UnhandledErrorMiddleware,
@@ -35,13 +40,20 @@ in UTC (`...Z`). Every response carries an `X-Request-ID` (send your own to corr
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
     owned = getattr(app.state, "database", None) is None
     if owned:
-        app.state.database = create_database(app.state.settings)
-    logger.info("serving on %s", app.state.settings.safe_database_url())
+        app.state.database = create_database(settings)
+    logger.info("serving on %s", settings.safe_database_url())
+    if not settings.auth_enabled:
+        logger.warning(
+            "AUTHENTICATION IS OFF: anyone can read and change any user's tasks. "
+            "Set AUTH_JWT_SECRET or AUTH_JWKS_URL before exposing this service."
+        )
     try:
         yield
     finally:
+        await app.state.guard.close()
         if owned:
             await app.state.database.dispose()
             app.state.database = None
@@ -63,10 +75,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = None
-    app.include_router(tasks.router)
+    app.state.guard = Guard.from_settings(settings)
+    # Every /api route passes the guard: set on the router, so no route is public by accident.
+    guard_responses: dict[int | str, dict[str, Any]] = {}
+    if settings.auth_enabled:
+        guard_responses.update(responses.AUTHENTICATED)
+    if settings.rate_limit != "0":
+        guard_responses.update(responses.LIMITED)
+    app.include_router(
+        tasks.router,
+        dependencies=[Depends(authorize_bearer if settings.auth_enabled else authorize)],
+        responses=guard_responses,
+    )
     app.include_router(health.router)
     install_error_handlers(app)
     # Outermost last: request id and access log, then CORS, then the last-resort error handler.
+    app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
         ProblemCORSMiddleware,

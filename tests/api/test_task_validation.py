@@ -220,7 +220,7 @@ class TestDescription:
         assert body["description"] == description
 
     @pytest.mark.parametrize("method", WRITES)
-    @pytest.mark.parametrize("description", ["x" * 1001, "😀" * 1001, "x" * 100_000])
+    @pytest.mark.parametrize("description", ["x" * 1001, "😀" * 1001, "x" * 20_000])
     async def test_more_than_a_thousand_characters_are_refused(
         self, client: httpx.AsyncClient, existing: JSON, method: str, description: str
     ) -> None:

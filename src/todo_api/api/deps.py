@@ -6,13 +6,15 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_api.core.config import Settings
 from todo_api.core.db import Database
+from todo_api.core.guard import Guard
 from todo_api.models.task import USER_ID_MAX_LENGTH
 
 USER_ID_PATTERN = f"^[!-.0-~]{{1,{USER_ID_MAX_LENGTH}}}$"
@@ -28,6 +30,27 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A JWT from the identity provider (or `todo-api token USER_ID` in development).",
+)
+
+
+async def authorize(request: Request) -> str | None:
+    """Admit the request (token, owner, budget); the authenticated user id, or None when open."""
+    guard: Guard = request.app.state.guard
+    return await guard.admit(request)
+
+
+async def authorize_bearer(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+) -> str | None:
+    """`authorize`, declared in OpenAPI as needing a bearer token."""
+    return await authorize(request)
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -36,6 +59,7 @@ def get_settings(request: Request) -> Settings:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CurrentUser = Annotated[str | None, Depends(authorize)]
 
 _user_id = re.compile(USER_ID_PATTERN)
 

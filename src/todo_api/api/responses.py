@@ -84,6 +84,60 @@ UNAVAILABLE = {
     },
 }
 
+UNAUTHORIZED = {
+    **_problem(
+        "The bearer token is missing, malformed, expired or not validly signed.",
+        _example(
+            401,
+            "/problems/unauthorized",
+            "Unauthorized",
+            "The bearer token is not valid: token expired.",
+        ),
+    ),
+    "headers": {
+        "WWW-Authenticate": {
+            "description": "The Bearer challenge (RFC 6750); `error` names a bad token.",
+            "schema": {"type": "string"},
+        }
+    },
+}
+FORBIDDEN = _problem(
+    "The token is valid but belongs to another user than the one in the path.",
+    _example(
+        403,
+        "/problems/forbidden",
+        "Forbidden",
+        "The token does not grant access to this user's tasks.",
+    ),
+)
+RATE_LIMITED = {
+    **_problem(
+        "The caller's request budget is spent.",
+        _example(
+            429,
+            "/problems/rate-limited",
+            "Too Many Requests",
+            "The request budget is spent; retry after the time given.",
+        ),
+    ),
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until the budget resets.",
+            "schema": {"type": "integer"},
+        },
+        "RateLimit": {
+            "description": "Remaining budget and seconds to reset (IETF draft).",
+            "schema": {"type": "string"},
+        },
+        "RateLimit-Policy": {
+            "description": "The quota and its window (IETF draft).",
+            "schema": {"type": "string"},
+        },
+    },
+}
+AUTHENTICATED: dict[int | str, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
+LIMITED: dict[int | str, dict[str, Any]] = {429: RATE_LIMITED}
+
 COMMON: dict[int | str, dict[str, Any]] = {400: INVALID, 500: INTERNAL, 503: UNAVAILABLE}
 WITH_TASK: dict[int | str, dict[str, Any]] = {**COMMON, 404: NOT_FOUND}
 WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, 415: UNSUPPORTED_MEDIA_TYPE}

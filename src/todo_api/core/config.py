@@ -6,7 +6,16 @@ import json
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from limits import parse as parse_limit
+from pydantic import (
+    AliasChoices,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
@@ -15,6 +24,7 @@ from todo_api.core.dburl import DatabaseTarget, parse_database_url
 
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+MIN_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -40,6 +50,22 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] | None = None
+
+    auth_jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("auth_jwt_secret", "better_auth_secret")
+    )
+    auth_jwks_url: HttpUrl | None = None
+    auth_jwt_audience: str | None = None
+    auth_jwt_issuer: str | None = None
+    auth_user_claim: str = Field(default="sub", min_length=1)
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    auth_jwks_timeout: float = Field(default=3.0, gt=0, le=60)
+    auth_jwks_cache_seconds: int = Field(default=300, ge=1)
+    auth_jwks_min_refresh_seconds: int = Field(default=30, ge=0)
+
+    rate_limit: str = "600/minute"
+    redis_url: str | None = None
+    max_body_size: int = Field(default=65536, ge=1024)
 
     @field_validator("environment", "db_pooler", "log_format", mode="before")
     @classmethod
@@ -69,6 +95,44 @@ class Settings(BaseSettings):
                 raise ValueError(f"not a valid JSON list ({exc.msg})") from None
         return [origin.strip() for origin in text.split(",") if origin.strip()]
 
+    @field_validator(
+        "auth_jwt_secret",
+        "auth_jwks_url",
+        "auth_jwt_audience",
+        "auth_jwt_issuer",
+        "redis_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (HS256 needs 256 bits)")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value in {"", "0", "off"}:
+            return "0"
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError("must look like 600/minute (or 0 for no limit)") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -79,11 +143,20 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _default_log_format(self) -> Settings:
+    def _defaults_and_modes(self) -> Settings:
         if self.log_format is None:
             fmt = "json" if self.environment == "production" else "text"
             object.__setattr__(self, "log_format", fmt)
+        if self.is_production and not self.auth_enabled:
+            raise ValueError(
+                "ENVIRONMENT=production requires authentication: "
+                "set AUTH_JWT_SECRET (or BETTER_AUTH_SECRET) or AUTH_JWKS_URL"
+            )
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
 
     @cached_property
     def database(self) -> DatabaseTarget:
@@ -115,7 +188,15 @@ def load_settings(**overrides: Any) -> Settings:
 def describe_validation_error(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{name}: {message}")
+        if error["loc"]:
+            problems.append(f"{_variable_name(str(error['loc'][0]))}: {message}")
+        else:
+            problems.append(message)
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _variable_name(field: str) -> str:
+    if field == "auth_jwt_secret":
+        return "AUTH_JWT_SECRET (or BETTER_AUTH_SECRET)"
+    return field.upper()

@@ -60,6 +60,27 @@ class ServiceUnavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
 
 
+class BodyTooLarge(AppError):
+    status = 413
+    type = "/problems/content-too-large"
+    title = "Content Too Large"
+
+
+# Set in the scope when a streamed body passes the limit: the framework reports the interrupted
+# read as a generic 400, which the HTTP error handler turns back into this 413.
+BODY_TOO_LARGE_KEY = "todo_api.body_too_large"
+
+
+def body_too_large_response(path: str, limit: int) -> Response:
+    return problem_response(
+        path,
+        status=BodyTooLarge.status,
+        type_=BodyTooLarge.type,
+        title=BodyTooLarge.title,
+        detail=f"The request body is larger than {limit} bytes.",
+    )
+
+
 class DatabaseUnavailable(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__("The database is unreachable or busy; retry shortly.")
@@ -184,6 +205,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
+    if BODY_TOO_LARGE_KEY in request.scope:
+        return body_too_large_response(request.scope["path"], request.scope[BODY_TOO_LARGE_KEY])
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
@@ -224,6 +247,15 @@ async def handle_app_error(request: Request, exc: Exception) -> Response:
 
 def unexpected_error_response(path: str, exc: BaseException) -> Response:
     """The response for an exception no handler claimed: 503 for database faults, else 500."""
+    if isinstance(exc, AppError):
+        return problem_response(
+            path,
+            status=exc.status,
+            type_=exc.type,
+            title=exc.title,
+            detail=exc.detail,
+            headers=exc.headers,
+        )
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         unavailable = DatabaseUnavailable()

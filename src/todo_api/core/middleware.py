@@ -15,7 +15,14 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.core.errors import problem_response, unexpected_error_response
+from todo_api.core.errors import (
+    BODY_TOO_LARGE_KEY,
+    BodyTooLarge,
+    body_too_large_response,
+    problem_response,
+    unexpected_error_response,
+)
+from todo_api.core.guard import RESPONSE_HEADERS_KEY
 from todo_api.core.requestctx import reset_request_id, set_request_id
 
 access_logger = logging.getLogger("todo_api.access")
@@ -25,8 +32,17 @@ REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+# No MIME sniffing anywhere; API answers are per-user data that no cache may keep.
+_COMMON_HEADERS = ((b"x-content-type-options", b"nosniff"),)
+_API_HEADERS = (*_COMMON_HEADERS, (b"cache-control", b"no-store"))
+
+
 class RequestContextMiddleware:
-    """Accepts or generates `X-Request-ID`, echoes it and logs one access line per request."""
+    """Accepts or generates `X-Request-ID`, echoes it and logs one access line per request.
+
+    It also adds the response headers every answer carries, and those a dependency left in
+    `scope["state"]` (the rate-limit headers), which a returned `Response` would otherwise drop.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -38,6 +54,8 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope)
         token = set_request_id(request_id)
         header = (REQUEST_ID_HEADER, request_id.encode())
+        is_api = scope["path"].startswith("/api/")
+        common_headers = _API_HEADERS if is_api else _COMMON_HEADERS
         status = 500
         began = time.perf_counter()
 
@@ -45,7 +63,11 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                headers = [*message.get("headers", ()), header, *common_headers]
+                extra = scope.get("state", {}).get(RESPONSE_HEADERS_KEY)
+                if extra:
+                    headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -100,6 +122,40 @@ class UnhandledErrorMiddleware:
                 return
             response = unexpected_error_response(scope["path"], exc)
             await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over `max_body_size` bytes with 413, without reading them whole.
+
+    A declared `Content-Length` over the limit is refused before the app runs; a chunked body is
+    counted as it arrives and reading stops at the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            await body_too_large_response(scope["path"], self.max_body_size)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_size:
+                    scope[BODY_TOO_LARGE_KEY] = self.max_body_size
+                    raise BodyTooLarge()
+            return message
+
+        await self.app(scope, counting_receive, send)
 
 
 class ProblemCORSMiddleware(CORSMiddleware):

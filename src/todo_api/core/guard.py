@@ -1,0 +1,74 @@
+"""Who may call the API: bearer authentication, the path's owner check and the request budget."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from todo_api.core.config import Settings
+from todo_api.core.ratelimit import RateLimited, RateLimiter, create_rate_limiter
+from todo_api.core.security import Forbidden, TokenVerifier, Unauthorized
+
+RESPONSE_HEADERS_KEY = "response_headers"
+
+
+class Guard:
+    """Admits a request to `/api/{user_id}/...` or raises 401, 403 or 429.
+
+    Authenticated requests spend their user's budget; anonymous ones (open mode, or a missing or
+    bad token) spend their client address's, so guessing tokens is rate limited too.
+    """
+
+    def __init__(self, verifier: TokenVerifier | None, limiter: RateLimiter | None) -> None:
+        self.verifier = verifier
+        self.limiter = limiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guard:
+        verifier = TokenVerifier(settings) if settings.auth_enabled else None
+        return cls(verifier, create_rate_limiter(settings.rate_limit, settings.redis_url))
+
+    async def close(self) -> None:
+        if self.verifier is not None:
+            await self.verifier.close()
+
+    async def admit(self, request: Request) -> str | None:
+        """The authenticated user id (None in open mode)."""
+        if self.verifier is None:
+            await self._spend(request, _client_key(request))
+            return None
+        try:
+            user_id = await self.verifier.verify(_bearer_token(request))
+        except Unauthorized:
+            await self._spend(request, _client_key(request))
+            raise
+        await self._spend(request, f"user:{user_id}")
+        if request.path_params.get("user_id") != user_id:
+            raise Forbidden()
+        return user_id
+
+    async def _spend(self, request: Request, key: str) -> None:
+        if self.limiter is None:
+            return
+        budget = await self.limiter.spend(key)
+        if budget is None:
+            return
+        headers = budget.headers()
+        if not budget.allowed:
+            raise RateLimited(headers)
+        request.scope.setdefault("state", {})[RESPONSE_HEADERS_KEY] = headers
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise Unauthorized()
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def _client_key(request: Request) -> str:
+    host = request.client.host if request.client else "unknown"
+    return f"ip:{host}"
