@@ -1,4 +1,4 @@
-"""The `todo-api` command: serve, migrate."""
+"""The `todo-api` command: serve, migrate, token."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from todo_api.core.db import create_database
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.logging import configure_logging
 from todo_api.core.migrate import upgrade
+from todo_api.core.security import issue_token
 
 logger = logging.getLogger("todo_api.cli")
 
@@ -36,7 +37,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
     commands.add_parser("migrate", help="apply pending migrations and exit")
+    token = commands.add_parser("token", help="print a bearer token for USER_ID (HS256, secret)")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     return parser
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    if args.ttl < 1:
+        _say("todo-api: --ttl must be at least 1 second")
+        return EXIT_CONFIG
+    try:
+        token = issue_token(settings, args.user_id, ttl=args.ttl)
+    except ValueError as exc:
+        _say(f"todo-api: cannot issue a token: {exc}")
+        return EXIT_CONFIG
+    sys.stdout.write(f"{token}\n")
+    return 0
 
 
 async def _migrate(settings: Settings) -> None:
@@ -95,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         _say(f"todo-api: {exc}")
         return EXIT_CONFIG
+    if args.command == "token":
+        return _token(settings, args)
     configure_logging(settings)
     if args.command == "migrate":
         return _run_migrations(settings)
