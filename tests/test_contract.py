@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 STARTUP_TIMEOUT_S = 30
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -45,19 +46,30 @@ def _wait_until_live(base_url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("todo-api serve did not start in time")
 
 
+CONTRACT_SECRET = "contract-test-secret-of-at-least-32-bytes"
+
+
+@pytest.fixture(scope="session", params=["open", "authenticated"])
+def auth_mode(request: pytest.FixtureRequest) -> str:
+    mode: str = request.param
+    return mode
+
+
 @pytest.fixture(scope="session")
 async def served(
-    backend: str, worker_tag: str, tmp_path_factory: pytest.TempPathFactory
+    backend: str, auth_mode: str, worker_tag: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """`todo-api serve` on a fresh database of `backend`; yields its base URL."""
     workdir: Path = tmp_path_factory.mktemp("served")
-    pg_name = f"todo_contract_{worker_tag}"
+    pg_name = f"todo_contract_{auth_mode}_{worker_tag}"
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
     else:
         url = await create_postgres_database(pg_name)
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATE_LIMIT": "0"}
+    if auth_mode == "authenticated":
+        env["AUTH_JWT_SECRET"] = CONTRACT_SECRET
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "todo_api.cli", "serve", "--port", str(port)],
         cwd=workdir,
@@ -75,8 +87,14 @@ async def served(
             await drop_postgres_database(pg_name)
 
 
-def test_server_honours_its_openapi_document(served: str, tmp_path: Path) -> None:
+def test_server_honours_its_openapi_document(served: str, auth_mode: str, tmp_path: Path) -> None:
+    """With authentication on, each request carries a token for its path's user (see
+    contract_hooks), and schemathesis also checks that requests without one are refused."""
     schemathesis = Path(sys.executable).with_name("schemathesis")
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.contract_hooks"}
+    if auth_mode == "authenticated":
+        env["CONTRACT_JWT_SECRET"] = CONTRACT_SECRET
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run(  # noqa: S603 - our own tool and arguments
         [
             str(schemathesis),
@@ -89,6 +107,7 @@ def test_server_honours_its_openapi_document(served: str, tmp_path: Path) -> Non
             "--no-color",
         ],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     )
 
     environment: Environment = "development"
-    database_url: str = "sqlite+aiosqlite:///./todo.db"
+    database_url: str = Field(default="sqlite+aiosqlite:///./todo.db", repr=False)
     db_pool_size: int = Field(default=10, ge=1, le=1000)
     db_max_overflow: int = Field(default=5, ge=0, le=1000)
     db_pool_timeout: float = Field(default=30.0, gt=0, le=3600)

@@ -17,6 +17,7 @@ Backend = Literal["sqlite", "postgresql"]
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "pgsql"}
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_SSL_ALIASES = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
 # libpq parameters that asyncpg has no use for (or handles itself through `ssl`).
 _DROPPED_PARAMS = {"channel_binding", "sslrootcert", "sslcert", "sslkey", "sslcrl", "gssencmode"}
 
@@ -65,8 +66,12 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         if sslmode not in _SSL_MODES:
             raise ValueError(f"unknown sslmode {sslmode!r}")
         connect_args["ssl"] = sslmode
-    if "ssl" in query:
-        connect_args["ssl"] = _single(query.pop("ssl"), "ssl")
+    ssl = _single(query.pop("ssl", None), "ssl")
+    if ssl is not None:
+        ssl = _SSL_ALIASES.get(ssl.lower(), ssl.lower())
+        if ssl not in _SSL_MODES:
+            raise ValueError(f"unknown ssl value {ssl!r}")
+        connect_args["ssl"] = ssl
     for name in _DROPPED_PARAMS:
         query.pop(name, None)
     options = _single(query.pop("options", None), "options")

@@ -141,12 +141,24 @@ _DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def _unavailable_sqlstate(sqlstate: object) -> bool:
+    """Connection failures (class 08), too many connections, shutdown, and cancelled queries."""
+    if not isinstance(sqlstate, str):
+        return False
+    return sqlstate.startswith("08") or sqlstate in {"53300", "57014", "57P01", "57P02", "57P03"}
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means the database cannot serve us right now (as opposed to a bug)."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, _DATABASE_UNAVAILABLE):
-        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # SQLAlchemy wraps the driver's exception; asyncpg's own sits behind the wrapper.
+        for driver_error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+            if isinstance(driver_error, _DATABASE_UNAVAILABLE):
+                return True
+            if _unavailable_sqlstate(getattr(driver_error, "sqlstate", None)):
+                return True
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
         return True
     return isinstance(exc, _DATABASE_UNAVAILABLE)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,17 +35,31 @@ def _downgrade(connection: Connection, revision: str) -> None:
     command.downgrade(config, revision)
 
 
+# Alembic's `context` and `op` are module-level, so one process runs one migration at a time.
+_in_process = asyncio.Lock()
+
+
+async def _migrate(
+    engine: AsyncEngine, step: Callable[[Connection, str], None], revision: str
+) -> None:
+    async with _in_process, engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Wait for other instances here, outside Alembic; env.py takes the same
+            # (re-entrant) lock again inside the migration transaction.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        await connection.run_sync(step, revision)
+        await connection.commit()
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the database to `revision` (default: the newest)."""
-    async with engine.connect() as connection:
-        await connection.run_sync(_upgrade, revision)
-        await connection.commit()
+    await _migrate(engine, _upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.connect() as connection:
-        await connection.run_sync(_downgrade, revision)
-        await connection.commit()
+    await _migrate(engine, _downgrade, revision)
 
 
 def _current(connection: Connection) -> str | None:

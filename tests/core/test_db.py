@@ -1,0 +1,305 @@
+"""Engine and driver settings (core/db.py) on real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, text
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
+from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
+from todo_api.core.errors import is_database_unavailable
+from todo_api.core.migrate import upgrade
+from todo_api.models.task import Task
+from todo_api.schemas.task import TaskCreate
+from todo_api.services.tasks import create_task, get_task, list_tasks, set_completed
+
+tasks_table = Task.__table__  # type: ignore[attr-defined]
+
+NEON_POOLER_URL = (
+    "postgresql://u:p@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require"
+)
+
+requires_postgres = pytest.mark.skipif(
+    postgres_url() is None, reason=f"{POSTGRES_ENV} is not set: PostgreSQL tests are skipped"
+)
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated SQLite file of this test's own."""
+    database = create_database(make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db"))
+    await upgrade(database.engine)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def postgres_database(**values: object) -> Database:
+    url = postgres_url()
+    assert url is not None
+    return create_database(make_settings(database_url=url, **values))
+
+
+async def show(database: Database, setting: str) -> str:
+    async with database.engine.connect() as conn:
+        value: str = (await conn.execute(text(f"SHOW {setting}"))).scalar_one()
+    return value
+
+
+class _Captured(Exception):
+    """Raised by the connect hook once the driver arguments are captured."""
+
+
+async def driver_connect_args(database: Database) -> dict[str, Any]:
+    """The keyword arguments the engine hands asyncpg, captured before any network traffic."""
+    captured: dict[str, Any] = {}
+
+    def capture(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        captured.update(cparams)
+        raise _Captured
+
+    event.listen(database.engine.sync_engine, "do_connect", capture)
+    try:
+        with pytest.raises(_Captured):
+            async with database.engine.connect():
+                pass
+    finally:
+        event.remove(database.engine.sync_engine, "do_connect", capture)
+    return captured
+
+
+class TestSqliteConnection:
+    async def test_every_connection_uses_wal_foreign_keys_and_a_busy_timeout(
+        self, sqlite_db: Database
+    ) -> None:
+        async with sqlite_db.engine.connect() as first, sqlite_db.engine.connect() as second:
+            for conn in (first, second):
+                journal = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+                foreign_keys = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar_one()
+                busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+
+                assert journal == "wal"
+                assert foreign_keys == 1
+                assert busy == 5000 == SQLITE_BUSY_TIMEOUT_MS
+
+    async def test_concurrent_writers_all_succeed(self, sqlite_db: Database) -> None:
+        async def create(number: int) -> str:
+            async with sqlite_db.sessionmaker() as session:
+                row = await create_task(
+                    session, user_id="alice", data=TaskCreate(title=f"Task {number}")
+                )
+                return str(row["title"])
+
+        titles = await asyncio.gather(*(create(n) for n in range(20)))
+
+        assert sorted(titles) == sorted(f"Task {n}" for n in range(20))
+        async with sqlite_db.sessionmaker() as session:
+            stored = await list_tasks(session, user_id="alice")
+        assert sorted(row["title"] for row in stored) == sorted(titles)
+
+    async def test_in_memory_database_is_shared_by_every_session(self) -> None:
+        database = create_database(make_settings(database_url="sqlite+aiosqlite:///:memory:"))
+        try:
+            await upgrade(database.engine)
+            async with database.sessionmaker() as session:
+                await create_task(session, user_id="alice", data=TaskCreate(title="Kept"))
+            async with database.sessionmaker() as session:
+                stored = await list_tasks(session, user_id="alice")
+        finally:
+            await database.dispose()
+
+        assert [row["title"] for row in stored] == ["Kept"]
+
+
+class TestConcurrentWrites:
+    async def test_concurrent_toggles_of_one_task_are_never_lost(self, db: Database) -> None:
+        async with db.sessionmaker() as session:
+            created = await create_task(session, user_id="alice", data=TaskCreate(title="Flip"))
+        task_id = str(created["id"])
+
+        async def toggle() -> None:
+            async with db.sessionmaker() as session:
+                await set_completed(session, user_id="alice", task_id=task_id, completed=None)
+
+        await asyncio.gather(*(toggle() for _ in range(21)))
+
+        async with db.sessionmaker() as session:
+            final = await get_task(session, user_id="alice", task_id=task_id)
+        assert final["completed"] is True
+
+
+class TestTimestamps:
+    async def test_created_task_has_aware_utc_timestamps(self, session: AsyncSession) -> None:
+        before = datetime.now(UTC)
+        row = await create_task(session, user_id="alice", data=TaskCreate(title="When"))
+        after = datetime.now(UTC)
+
+        assert row["created_at"].utcoffset() == timedelta(0)
+        assert row["updated_at"].utcoffset() == timedelta(0)
+        assert before <= row["created_at"] <= after
+
+    async def test_timestamps_read_back_are_aware_utc(self, session: AsyncSession) -> None:
+        created = await create_task(session, user_id="alice", data=TaskCreate(title="When"))
+
+        row = await get_task(session, user_id="alice", task_id=str(created["id"]))
+
+        assert row["created_at"].tzinfo == UTC
+        assert row["updated_at"].tzinfo == UTC
+        assert row["created_at"] == created["created_at"]
+
+    async def test_other_offsets_are_stored_as_the_same_instant_in_utc(
+        self, session: AsyncSession
+    ) -> None:
+        india = timezone(timedelta(hours=5, minutes=30))
+        local = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=india)
+        stmt = insert(tasks_table).values(
+            id=uuid.uuid4(),
+            user_id="alice",
+            title="Offset",
+            completed=False,
+            created_at=local,
+            updated_at=local,
+        )
+        await session.execute(stmt)
+        await session.commit()
+
+        [row] = await list_tasks(session, user_id="alice")
+
+        assert row["created_at"] == datetime(2026, 3, 1, 6, 30, 0, 123456, tzinfo=UTC)
+        assert row["created_at"].tzinfo == UTC
+
+    async def test_a_naive_datetime_is_refused(self, session: AsyncSession) -> None:
+        naive = datetime(2026, 3, 1, 12, 0)  # no tzinfo: the point of the test
+        stmt = insert(tasks_table).values(
+            id=uuid.uuid4(),
+            user_id="alice",
+            title="Naive",
+            completed=False,
+            created_at=naive,
+            updated_at=naive,
+        )
+
+        with pytest.raises(StatementError, match="naive datetime"):
+            await session.execute(stmt)
+        await session.rollback()
+
+        assert await list_tasks(session, user_id="alice") == []
+
+
+class TestPoolerDetection:
+    @pytest.mark.parametrize(
+        ("url", "pooler", "expected"),
+        [
+            (NEON_POOLER_URL, "auto", True),
+            ("postgresql://u:p@db.example/app", "auto", False),
+            (NEON_POOLER_URL, "none", False),
+            ("postgresql://u:p@db.example/app", "pgbouncer", True),
+        ],
+    )
+    def test_pooler_mode_follows_db_pooler_and_the_host_name(
+        self, url: str, pooler: str, expected: bool
+    ) -> None:
+        settings = make_settings(database_url=url, db_pooler=pooler)
+
+        assert uses_pgbouncer(settings) is expected
+
+    async def test_neon_pooler_host_turns_off_statement_caches(self) -> None:
+        database = create_database(make_settings(database_url=NEON_POOLER_URL))
+        try:
+            args = await driver_connect_args(database)
+        finally:
+            await database.dispose()
+
+        assert args["statement_cache_size"] == 0
+        assert args["prepared_statement_cache_size"] == 0
+        assert args["ssl"] == "require"
+        assert "statement_timeout" not in args["server_settings"]
+
+    async def test_direct_host_keeps_statement_caches(self) -> None:
+        database = create_database(make_settings(database_url="postgresql://u:p@db.example/app"))
+        try:
+            args = await driver_connect_args(database)
+        finally:
+            await database.dispose()
+
+        assert "statement_cache_size" not in args
+        assert "prepared_statement_cache_size" not in args
+        assert args["server_settings"] == {
+            "application_name": "todo-api",
+            "statement_timeout": "15000",
+        }
+
+
+@pytest.mark.postgres_only
+@requires_postgres
+class TestPostgresConnection:
+    async def test_statement_timeout_is_the_configured_one(self) -> None:
+        database = postgres_database(db_statement_timeout_ms=1234)
+        try:
+            assert await show(database, "statement_timeout") == "1234ms"
+        finally:
+            await database.dispose()
+
+    async def test_statement_timeout_defaults_to_fifteen_seconds(self) -> None:
+        database = postgres_database()
+        try:
+            assert await show(database, "statement_timeout") == "15s"
+        finally:
+            await database.dispose()
+
+    async def test_application_name_identifies_the_service(self) -> None:
+        database = postgres_database()
+        try:
+            assert await show(database, "application_name") == "todo-api"
+        finally:
+            await database.dispose()
+
+    async def test_a_statement_past_the_timeout_is_cancelled(self) -> None:
+        database = postgres_database(db_statement_timeout_ms=50)
+        try:
+            async with database.engine.connect() as conn:
+                with pytest.raises(DBAPIError, match="statement timeout"):
+                    await conn.execute(text("SELECT pg_sleep(5)"))
+        finally:
+            await database.dispose()
+
+    async def test_a_cancelled_statement_counts_as_the_database_being_unavailable(
+        self,
+    ) -> None:
+        database = postgres_database(db_statement_timeout_ms=50)
+        try:
+            async with database.engine.connect() as conn:
+                with pytest.raises(DBAPIError) as caught:
+                    await conn.execute(text("SELECT pg_sleep(5)"))
+        finally:
+            await database.dispose()
+
+        # Rendered as 503 + Retry-After (DESIGN.md §5), not as a 500 "bug".
+        assert is_database_unavailable(caught.value) is True
+
+    async def test_pgbouncer_mode_turns_off_statement_caches_and_queries_work(self) -> None:
+        database = postgres_database(db_pooler="pgbouncer")
+        try:
+            args = await driver_connect_args(database)
+            results = []
+            for _ in range(3):
+                async with database.engine.connect() as conn:
+                    for number in range(3):
+                        stmt = text("SELECT CAST(:n AS integer) + 1")
+                        results.append((await conn.execute(stmt, {"n": number})).scalar_one())
+        finally:
+            await database.dispose()
+
+        assert args["statement_cache_size"] == 0
+        assert args["prepared_statement_cache_size"] == 0
+        assert results == [1, 2, 3] * 3

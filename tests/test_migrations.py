@@ -1,0 +1,272 @@
+"""Migrations on real databases: empty to head, models match head, down and up again (DESIGN §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from tests.conftest import (
+    POSTGRES_ENV,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+    postgres_url,
+)
+from todo_api.cli import EXIT_DATABASE
+from todo_api.core.db import Database, create_database
+from todo_api.core.migrate import current_revision, downgrade, head_revision, upgrade
+from todo_api.models import metadata
+from todo_api.schemas.task import TaskCreate
+from todo_api.services.tasks import create_task
+
+INDEX_NAME = "ix_tasks_user_id_created_at_id"
+TASK_COLUMNS = ["id", "user_id", "title", "description", "completed", "created_at", "updated_at"]
+
+requires_postgres = pytest.mark.skipif(
+    postgres_url() is None, reason=f"{POSTGRES_ENV} is not set: PostgreSQL tests are skipped"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a brand-new, empty database of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+        return
+    if postgres_url() is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set: the PostgreSQL half of the suite is skipped")
+    name = f"todo_migrations_{uuid.uuid4().hex[:12]}"
+    url = await create_postgres_database(name)
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(name)
+
+
+@pytest.fixture
+async def empty_db(empty_url: str) -> AsyncIterator[Database]:
+    database = create_database(make_settings(database_url=empty_url))
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def schema(conn: Connection) -> dict[str, Any]:
+    inspector = inspect(conn)
+    tables = sorted(inspector.get_table_names())
+    if "tasks" not in tables:
+        return {"tables": tables}
+    return {
+        "tables": tables,
+        "columns": [column["name"] for column in inspector.get_columns("tasks")],
+        "indexes": {
+            index["name"]: (index["column_names"], index.get("column_sorting", {}))
+            for index in inspector.get_indexes("tasks")
+        },
+    }
+
+
+def model_differences(conn: Connection) -> list[Any]:
+    return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+async def read_schema(database: Database) -> dict[str, Any]:
+    async with database.engine.connect() as conn:
+        return await conn.run_sync(schema)
+
+
+async def read_versions(database: Database) -> list[str]:
+    """Every row of alembic_version: exactly one head after a clean upgrade."""
+    async with database.engine.connect() as conn:
+        result = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        return list(result.scalars().all())
+
+
+def cli_env(database_url: str) -> dict[str, str]:
+    """A minimal environment for the `todo-api` command: nothing from the developer's shell."""
+    env = {"PATH": os.environ.get("PATH", os.defpath), "DATABASE_URL": database_url}
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
+class TestUpgradeFromEmpty:
+    async def test_empty_database_has_no_revision(self, empty_db: Database) -> None:
+        assert await current_revision(empty_db.engine) is None
+
+    async def test_creates_the_tasks_table_and_its_index(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+
+        found = await read_schema(empty_db)
+        assert found["tables"] == ["alembic_version", "tasks"]
+        assert found["columns"] == TASK_COLUMNS
+        assert list(found["indexes"]) == [INDEX_NAME]
+        columns, sorting = found["indexes"][INDEX_NAME]
+        assert columns == ["user_id", "created_at", "id"]
+        if empty_db.backend == "postgresql":
+            assert sorting == {"created_at": ("desc",), "id": ("desc",)}
+
+    async def test_records_the_head_revision(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+
+        head = head_revision()
+        assert head is not None
+        assert await current_revision(empty_db.engine) == head
+
+    async def test_models_match_head(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+
+        async with empty_db.engine.connect() as conn:
+            differences = await conn.run_sync(model_differences)
+
+        assert differences == []
+
+    async def test_upgrading_an_up_to_date_database_changes_nothing(
+        self, empty_db: Database
+    ) -> None:
+        await upgrade(empty_db.engine)
+        async with empty_db.sessionmaker() as session:
+            await create_task(session, user_id="alice", data=TaskCreate(title="Kept"))
+
+        await upgrade(empty_db.engine)
+
+        async with empty_db.engine.connect() as conn:
+            titles = (await conn.execute(text("SELECT title FROM tasks"))).scalars().all()
+        assert titles == ["Kept"]
+        assert await current_revision(empty_db.engine) == head_revision()
+
+
+class TestDowngrade:
+    async def test_downgrade_to_base_removes_the_schema(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+
+        await downgrade(empty_db.engine, "base")
+
+        assert (await read_schema(empty_db))["tables"] == ["alembic_version"]
+        assert await current_revision(empty_db.engine) is None
+
+    async def test_upgrade_after_downgrade_restores_head(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+        await downgrade(empty_db.engine, "base")
+
+        await upgrade(empty_db.engine)
+
+        found = await read_schema(empty_db)
+        assert found["tables"] == ["alembic_version", "tasks"]
+        assert list(found["indexes"]) == [INDEX_NAME]
+        assert await current_revision(empty_db.engine) == head_revision()
+        async with empty_db.engine.connect() as conn:
+            assert await conn.run_sync(model_differences) == []
+
+
+@pytest.mark.postgres_only
+@requires_postgres
+class TestConcurrentUpgrade:
+    @pytest.fixture
+    async def pg_url(self) -> AsyncIterator[str]:
+        name = f"todo_migrations_{uuid.uuid4().hex[:12]}"
+        url = await create_postgres_database(name)
+        try:
+            yield url
+        finally:
+            await drop_postgres_database(name)
+
+    async def test_two_upgrades_in_one_process_both_succeed(self, pg_url: str) -> None:
+        # A short statement timeout turns a lock-wait deadlock into a quick failure.
+        settings = make_settings(database_url=pg_url, db_statement_timeout_ms=2000)
+        first, second = create_database(settings), create_database(settings)
+        try:
+            results = await asyncio.gather(
+                upgrade(first.engine), upgrade(second.engine), return_exceptions=True
+            )
+            assert list(results) == [None, None]
+            assert await current_revision(first.engine) == head_revision()
+            assert await read_versions(first) == [head_revision()]
+        finally:
+            await first.dispose()
+            await second.dispose()
+
+    async def test_two_migrate_commands_started_together_both_succeed(
+        self, pg_url: str, tmp_path: Path
+    ) -> None:
+        commands = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "todo_api.cli",
+                "migrate",
+                env=cli_env(pg_url),
+                cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
+        outputs = await asyncio.gather(*(command.communicate() for command in commands))
+
+        assert [command.returncode for command in commands] == [0, 0], outputs
+        database = create_database(make_settings(database_url=pg_url))
+        try:
+            assert await read_versions(database) == [head_revision()]
+            assert (await read_schema(database))["tables"] == ["alembic_version", "tasks"]
+        finally:
+            await database.dispose()
+
+
+class TestMigrateCommand:
+    def test_migrate_creates_the_schema_in_a_new_sqlite_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "cli.db"
+
+        result = subprocess.run(
+            [sys.executable, "-m", "todo_api.cli", "migrate"],
+            cwd=tmp_path,
+            env=cli_env(f"sqlite+aiosqlite:///{path}"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        with sqlite3.connect(path) as conn:
+            tables = sorted(
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            )
+            versions = [v for (v,) in conn.execute("SELECT version_num FROM alembic_version")]
+        assert tables == ["alembic_version", "tasks"]
+        assert versions == [head_revision()]
+
+    def test_migrate_with_an_unreachable_database_exits_with_one_line(self, tmp_path: Path) -> None:
+        url = f"sqlite+aiosqlite:///{tmp_path}/missing-dir/cli.db"
+
+        result = subprocess.run(
+            [sys.executable, "-m", "todo_api.cli", "migrate"],
+            cwd=tmp_path,
+            env=cli_env(url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == EXIT_DATABASE
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("todo-api: cannot reach the database at ")
