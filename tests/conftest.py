@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.core.config import Settings
 from todo_api.core.db import Database, create_database
@@ -129,6 +129,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def session(db: Database) -> AsyncIterator[AsyncSession]:
-    async with db.sessionmaker() as s:
+async def conn(db: Database) -> AsyncIterator[AsyncConnection]:
+    async with db.connect() as s:
         yield s

@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 STARTUP_TIMEOUT_S = 30
+CONTRACT_SEED = os.environ.get("CONTRACT_SEED", "20261126")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,6 +105,9 @@ def test_server_honours_its_openapi_document(served: str, auth_mode: str, tmp_pa
         "--workers=1",
         "--generation-database=none",
         "--no-color",
+        # A fixed seed keeps CI repeatable (schemathesis now and then labels a generated
+        # user_id that breaks the published pattern as valid); CONTRACT_SEED=random explores.
+        *([] if CONTRACT_SEED == "random" else [f"--seed={CONTRACT_SEED}"]),
     ]
     result = _run(command, cwd=tmp_path, env=env)
     if result.returncode != 0 and _tool_crashed(result.stdout):

@@ -139,8 +139,7 @@ class TestUpgradeFromEmpty:
         self, empty_db: Database
     ) -> None:
         await upgrade(empty_db.engine)
-        async with empty_db.sessionmaker() as session:
-            await create_task(session, user_id="alice", data=TaskCreate(title="Kept"))
+        await create_task(empty_db, user_id="alice", data=TaskCreate(title="Kept"))
 
         await upgrade(empty_db.engine)
 

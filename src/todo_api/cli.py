@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from todo_api.core.config import ConfigurationError, Settings, load_settings
 from todo_api.core.db import create_database
@@ -65,6 +66,13 @@ async def _migrate(settings: Settings) -> None:
 
 
 def _run_migrations(settings: Settings) -> int:
+    missing = _missing_sqlite_directory(settings)
+    if missing is not None:
+        _say(
+            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
+            f"(directory {missing} does not exist)"
+        )
+        return EXIT_DATABASE
     try:
         asyncio.run(_migrate(settings))
     except Exception as exc:
@@ -77,6 +85,14 @@ def _run_migrations(settings: Settings) -> int:
         return EXIT_DATABASE
     logger.info("migrations applied")
     return 0
+
+
+def _missing_sqlite_directory(settings: Settings) -> Path | None:
+    target = settings.database
+    if not target.is_sqlite or target.is_memory or target.url.database is None:
+        return None
+    directory = Path(target.url.database).expanduser().absolute().parent
+    return None if directory.is_dir() else directory
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

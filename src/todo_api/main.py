@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     guard_responses: dict[int | str, dict[str, Any]] = {}
     if settings.auth_enabled:
         guard_responses.update(responses.AUTHENTICATED)
-    if settings.rate_limit != "0":
+    if settings.effective_rate_limit != "0":
         guard_responses.update(responses.LIMITED)
     app.include_router(
         tasks.router,
@@ -97,7 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["Location", "X-Request-ID", "Retry-After"],
+        expose_headers=[
+            "Location",
+            "X-Request-ID",
+            "Retry-After",
+            "WWW-Authenticate",
+            "RateLimit",
+            "RateLimit-Policy",
+        ],
         max_age=600,
     )
     app.add_middleware(RequestContextMiddleware)

@@ -374,3 +374,44 @@ class TestCors:
 
         assert_problem(response, status)
         assert response.headers.get("access-control-allow-origin") == ALLOWED_ORIGIN
+
+
+class TestUnreadableBody:
+    @pytest.mark.parametrize(
+        "content",
+        [b'{"title": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000],
+        ids=["not-utf8", "nested-too-deep"],
+    )
+    async def test_is_a_validation_problem_naming_the_body(
+        self, client: httpx.AsyncClient, content: bytes
+    ) -> None:
+        response = await client.post(
+            "/api/alice/tasks",
+            content=content[:60_000],
+            headers={"Content-Type": "application/json"},
+        )
+
+        problem = assert_problem(response, 400, fields=["body"])
+        assert problem["type"] == "/problems/validation-error"
+        assert (await client.get("/api/alice/tasks")).json() == []
+
+
+class TestAccessLog:
+    async def test_a_path_cannot_forge_a_log_line(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO, logger="todo_api.access"):
+            await client.get("/api/x/nothing%0A2026-11-26 ERROR forged")
+
+        [line] = [r.getMessage() for r in caplog.records if r.name == "todo_api.access"]
+        assert "\n" not in line
+        assert "nothing\\x0a2026-11-26 ERROR forged" in line
+
+    async def test_a_matched_route_is_logged_by_its_template(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with caplog.at_level(logging.INFO, logger="todo_api.access"):
+            await client.get("/api/alice/tasks")
+
+        [line] = [r.getMessage() for r in caplog.records if r.name == "todo_api.access"]
+        assert line.startswith("GET /api/{user_id}/tasks 200 ")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import make_settings
+from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
 from tests.factories import assert_problem, task_payload
 from todo_api.core.db import create_database
 from todo_api.core.errors import DB_RETRY_AFTER_SECONDS, DatabaseUnavailable
@@ -19,13 +20,20 @@ from todo_api.main import create_app
 NO_HANG_S = 15
 
 
-@pytest.fixture(params=["postgres-refused", "sqlite-missing-directory"])
+@pytest.fixture(
+    params=["postgres-refused", "postgres-no-such-database", "sqlite-missing-directory"]
+)
 async def down_client(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose database cannot be reached."""
     if request.param == "postgres-refused":
         url = "postgresql://postgres@127.0.0.1:1/test"
+    elif request.param == "postgres-no-such-database":
+        base = postgres_url()
+        if base is None:
+            pytest.skip(f"{POSTGRES_ENV} is not set")
+        url = make_url(base).set(database="todo_no_such_database").render_as_string(False)
     else:
         url = f"sqlite+aiosqlite:///{tmp_path}/no-such-directory/todo.db"
     settings = make_settings(database_url=url, db_connect_timeout=2, db_pool_timeout=2)

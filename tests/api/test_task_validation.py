@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import JSON, assert_problem, create_task
 from todo_api.services.tasks import tasks as tasks_table
@@ -51,8 +51,8 @@ async def assert_nothing_written(client: httpx.AsyncClient, existing: JSON) -> N
     assert (await client.get("/api/alice/tasks")).json() == [existing]
 
 
-async def count_tasks(session: AsyncSession) -> int:
-    count = await session.scalar(select(func.count()).select_from(tasks_table))
+async def count_tasks(conn: AsyncConnection) -> int:
+    count = await conn.scalar(select(func.count()).select_from(tasks_table))
     assert count is not None
     return count
 
@@ -402,16 +402,27 @@ class TestSeveralInvalidFields:
         await assert_nothing_written(client, existing)
 
     async def test_invalid_user_id_and_body_are_listed_together(
-        self, client: httpx.AsyncClient, session: AsyncSession
+        self, client: httpx.AsyncClient, conn: AsyncConnection
     ) -> None:
         response = await client.post("/api/a%20b/tasks", json={"title": ""})
 
         problem = assert_problem(response, 400, fields=["user_id", "title"])
         assert problem["detail"] == "2 fields are invalid"
-        assert await count_tasks(session) == 0
+        assert await count_tasks(conn) == 0
 
 
-INVALID_USER_IDS = ["%20", "a%20b", "x" * 256, "%C3%A9", "caf%C3%A9", "%00", "a%09b", "%7F"]
+INVALID_USER_IDS = [
+    "%20",
+    "a%20b",
+    "x" * 256,
+    "%C3%A9",
+    "caf%C3%A9",
+    "%00",
+    "a%09b",
+    "%7F",
+    "alice%0A",
+    "x" * 255 + "%0A",
+]
 INVALID_USER_ID_NAMES = [
     "space",
     "inner-space",
@@ -421,6 +432,8 @@ INVALID_USER_ID_NAMES = [
     "nul",
     "tab",
     "del",
+    "trailing-newline",
+    "255-chars-and-newline",
 ]
 
 
@@ -452,12 +465,12 @@ class TestUserIdInPath:
 
     @pytest.mark.parametrize("user_id", INVALID_USER_IDS, ids=INVALID_USER_ID_NAMES)
     async def test_invalid_user_id_on_create_is_refused_and_writes_nothing(
-        self, client: httpx.AsyncClient, session: AsyncSession, user_id: str
+        self, client: httpx.AsyncClient, conn: AsyncConnection, user_id: str
     ) -> None:
         response = await client.post(f"/api/{user_id}/tasks", json={"title": "Mine"})
 
         assert_problem(response, 400, fields=["user_id"])
-        assert await count_tasks(session) == 0
+        assert await count_tasks(conn) == 0
 
     @pytest.mark.parametrize(
         ("method", "suffix", "body"),

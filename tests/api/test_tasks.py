@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
@@ -70,6 +71,20 @@ class TestCreateTask:
         assert "colour" not in body
         assert (await client.get("/api/mallory/tasks")).json() == []
 
+    @pytest.mark.parametrize(
+        ("user_id", "encoded"),
+        [("a%3Fb", "a%3Fb"), ("a%23b", "a%23b"), ("a%25b", "a%25b"), ("a:b@c", "a:b@c")],
+    )
+    async def test_location_is_a_usable_url(
+        self, client: httpx.AsyncClient, user_id: str, encoded: str
+    ) -> None:
+        response = await client.post(f"/api/{user_id}/tasks", json={"title": "Odd owner"})
+
+        assert response.status_code == 201
+        location = response.headers["location"]
+        assert location == f"/api/{encoded}/tasks/{response.json()['id']}"
+        assert (await client.get(location)).json() == response.json()
+
     async def test_description_defaults_to_null(self, client: httpx.AsyncClient) -> None:
         response = await client.post("/api/alice/tasks", json={"title": "Only a title"})
 
@@ -113,6 +128,24 @@ class TestGetTask:
     @pytest.mark.parametrize("task_id", ["not-a-uuid", "123", "0" * 40, "%20"])
     async def test_non_uuid_id_is_not_found(self, client: httpx.AsyncClient, task_id: str) -> None:
         response = await client.get(f"/api/alice/tasks/{task_id}")
+
+        assert_problem(response, 404)
+
+    @pytest.mark.parametrize(
+        "spelling",
+        [
+            lambda i: i.replace("-", ""),
+            lambda i: "{" + i + "}",
+            lambda i: "urn:uuid:" + i,
+        ],
+        ids=["no-hyphens", "braces", "urn"],
+    )
+    async def test_only_the_canonical_spelling_names_a_task(
+        self, client: httpx.AsyncClient, spelling: Callable[[str], str]
+    ) -> None:
+        task = await create_task(client)
+
+        response = await client.get(f"/api/alice/tasks/{spelling(task['id'])}")
 
         assert_problem(response, 404)
 

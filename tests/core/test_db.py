@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
 from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
@@ -94,27 +94,23 @@ class TestSqliteConnection:
 
     async def test_concurrent_writers_all_succeed(self, sqlite_db: Database) -> None:
         async def create(number: int) -> str:
-            async with sqlite_db.sessionmaker() as session:
-                row = await create_task(
-                    session, user_id="alice", data=TaskCreate(title=f"Task {number}")
-                )
-                return str(row["title"])
+            row = await create_task(
+                sqlite_db, user_id="alice", data=TaskCreate(title=f"Task {number}")
+            )
+            return str(row["title"])
 
         titles = await asyncio.gather(*(create(n) for n in range(20)))
 
         assert sorted(titles) == sorted(f"Task {n}" for n in range(20))
-        async with sqlite_db.sessionmaker() as session:
-            stored = await list_tasks(session, user_id="alice")
+        stored = await list_tasks(sqlite_db, user_id="alice")
         assert sorted(row["title"] for row in stored) == sorted(titles)
 
-    async def test_in_memory_database_is_shared_by_every_session(self) -> None:
+    async def test_in_memory_database_is_shared_by_every_connection(self) -> None:
         database = create_database(make_settings(database_url="sqlite+aiosqlite:///:memory:"))
         try:
             await upgrade(database.engine)
-            async with database.sessionmaker() as session:
-                await create_task(session, user_id="alice", data=TaskCreate(title="Kept"))
-            async with database.sessionmaker() as session:
-                stored = await list_tasks(session, user_id="alice")
+            await create_task(database, user_id="alice", data=TaskCreate(title="Kept"))
+            stored = await list_tasks(database, user_id="alice")
         finally:
             await database.dispose()
 
@@ -123,42 +119,39 @@ class TestSqliteConnection:
 
 class TestConcurrentWrites:
     async def test_concurrent_toggles_of_one_task_are_never_lost(self, db: Database) -> None:
-        async with db.sessionmaker() as session:
-            created = await create_task(session, user_id="alice", data=TaskCreate(title="Flip"))
+        created = await create_task(db, user_id="alice", data=TaskCreate(title="Flip"))
         task_id = str(created["id"])
 
         async def toggle() -> None:
-            async with db.sessionmaker() as session:
-                await set_completed(session, user_id="alice", task_id=task_id, completed=None)
+            await set_completed(db, user_id="alice", task_id=task_id, completed=None)
 
         await asyncio.gather(*(toggle() for _ in range(21)))
 
-        async with db.sessionmaker() as session:
-            final = await get_task(session, user_id="alice", task_id=task_id)
+        final = await get_task(db, user_id="alice", task_id=task_id)
         assert final["completed"] is True
 
 
 class TestTimestamps:
-    async def test_created_task_has_aware_utc_timestamps(self, session: AsyncSession) -> None:
+    async def test_created_task_has_aware_utc_timestamps(self, db: Database) -> None:
         before = datetime.now(UTC)
-        row = await create_task(session, user_id="alice", data=TaskCreate(title="When"))
+        row = await create_task(db, user_id="alice", data=TaskCreate(title="When"))
         after = datetime.now(UTC)
 
         assert row["created_at"].utcoffset() == timedelta(0)
         assert row["updated_at"].utcoffset() == timedelta(0)
         assert before <= row["created_at"] <= after
 
-    async def test_timestamps_read_back_are_aware_utc(self, session: AsyncSession) -> None:
-        created = await create_task(session, user_id="alice", data=TaskCreate(title="When"))
+    async def test_timestamps_read_back_are_aware_utc(self, db: Database) -> None:
+        created = await create_task(db, user_id="alice", data=TaskCreate(title="When"))
 
-        row = await get_task(session, user_id="alice", task_id=str(created["id"]))
+        row = await get_task(db, user_id="alice", task_id=str(created["id"]))
 
         assert row["created_at"].tzinfo == UTC
         assert row["updated_at"].tzinfo == UTC
         assert row["created_at"] == created["created_at"]
 
     async def test_other_offsets_are_stored_as_the_same_instant_in_utc(
-        self, session: AsyncSession
+        self, conn: AsyncConnection, db: Database
     ) -> None:
         india = timezone(timedelta(hours=5, minutes=30))
         local = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=india)
@@ -170,15 +163,15 @@ class TestTimestamps:
             created_at=local,
             updated_at=local,
         )
-        await session.execute(stmt)
-        await session.commit()
+        await conn.execute(stmt)
+        await conn.commit()
 
-        [row] = await list_tasks(session, user_id="alice")
+        [row] = await list_tasks(db, user_id="alice")
 
         assert row["created_at"] == datetime(2026, 3, 1, 6, 30, 0, 123456, tzinfo=UTC)
         assert row["created_at"].tzinfo == UTC
 
-    async def test_a_naive_datetime_is_refused(self, session: AsyncSession) -> None:
+    async def test_a_naive_datetime_is_refused(self, conn: AsyncConnection, db: Database) -> None:
         naive = datetime(2026, 3, 1, 12, 0)  # no tzinfo: the point of the test
         stmt = insert(tasks_table).values(
             id=uuid.uuid4(),
@@ -190,10 +183,10 @@ class TestTimestamps:
         )
 
         with pytest.raises(StatementError, match="naive datetime"):
-            await session.execute(stmt)
-        await session.rollback()
+            await conn.execute(stmt)
+        await conn.rollback()
 
-        assert await list_tasks(session, user_id="alice") == []
+        assert await list_tasks(db, user_id="alice") == []
 
 
 class TestPoolerDetection:

@@ -116,6 +116,17 @@ class TestQueryParameters:
         with pytest.raises(ValueError, match="sslmode"):
             parse_database_url(raw)
 
+    def test_an_unencoded_at_sign_in_the_password_is_refused(self) -> None:
+        # Otherwise part of the password would be taken for the host and shown in logs.
+        with pytest.raises(ValueError, match="%40"):
+            parse_database_url("postgresql://app:Sup3r@Secret@127.0.0.1:5432/db")
+
+    def test_a_percent_encoded_at_sign_is_fine(self) -> None:
+        target = parse_database_url("postgresql://app:Sup3r%40Secret@127.0.0.1:5432/db")
+
+        assert target.url.password == "Sup3r@Secret"
+        assert target.url.host == "127.0.0.1"
+
     def test_bad_ssl_value_is_refused(self) -> None:
         # asyncpg would only fail on the first connection, far from the configuration.
         with pytest.raises(ValueError, match="ssl"):

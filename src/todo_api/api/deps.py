@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_api.core.config import Settings
 from todo_api.core.db import Database
@@ -23,11 +21,6 @@ USER_ID_PATTERN = f"^[!-.0-~]{{1,{USER_ID_MAX_LENGTH}}}$"
 def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).sessionmaker() as session:
-        yield session
 
 
 bearer_scheme = HTTPBearer(
@@ -57,7 +50,6 @@ def get_settings(request: Request) -> Settings:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CurrentUser = Annotated[str | None, Depends(authorize)]
 
@@ -65,7 +57,7 @@ _user_id = re.compile(USER_ID_PATTERN)
 
 
 def _check_user_id(value: str) -> str:
-    if not _user_id.match(value):
+    if not _user_id.fullmatch(value):
         raise PydanticCustomError(
             "invalid_user_id",
             f"must be 1-{USER_ID_MAX_LENGTH} printable ASCII characters without spaces or '/'",

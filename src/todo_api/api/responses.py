@@ -138,6 +138,17 @@ RATE_LIMITED = {
 AUTHENTICATED: dict[int | str, dict[str, Any]] = {401: UNAUTHORIZED, 403: FORBIDDEN}
 LIMITED: dict[int | str, dict[str, Any]] = {429: RATE_LIMITED}
 
+TOO_LARGE = _problem(
+    "The request body is larger than MAX_BODY_SIZE.",
+    _example(
+        413,
+        "/problems/content-too-large",
+        "Content Too Large",
+        "The request body is larger than 65536 bytes.",
+    ),
+)
+
 COMMON: dict[int | str, dict[str, Any]] = {400: INVALID, 500: INTERNAL, 503: UNAVAILABLE}
 WITH_TASK: dict[int | str, dict[str, Any]] = {**COMMON, 404: NOT_FOUND}
-WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, 415: UNSUPPORTED_MEDIA_TYPE}
+BODY: dict[int | str, dict[str, Any]] = {413: TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
+WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, **BODY}

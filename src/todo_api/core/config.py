@@ -25,6 +25,7 @@ from todo_api.core.dburl import DatabaseTarget, parse_database_url
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MIN_SECRET_BYTES = 32
+DEFAULT_RATE_LIMIT = "1200/minute"
 
 
 class Settings(BaseSettings):
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
     auth_jwks_cache_seconds: int = Field(default=300, ge=1)
     auth_jwks_min_refresh_seconds: int = Field(default=30, ge=0)
 
-    rate_limit: str = "600/minute"
+    rate_limit: str | None = None
     redis_url: str | None = None
     max_body_size: int = Field(default=65536, ge=1024)
 
@@ -116,9 +117,11 @@ class Settings(BaseSettings):
 
     @field_validator("rate_limit")
     @classmethod
-    def _check_rate_limit(cls, value: str) -> str:
+    def _check_rate_limit(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         value = value.strip()
-        if value in {"", "0", "off"}:
+        if value in {"0", "off"}:
             return "0"
         try:
             parse_limit(value)
@@ -157,6 +160,14 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
+
+    @property
+    def effective_rate_limit(self) -> str:
+        """RATE_LIMIT, or by default a per-user budget when authenticated and none when open
+        (an open development server has no users to budget, only one laptop's address)."""
+        if self.rate_limit is not None:
+            return self.rate_limit
+        return DEFAULT_RATE_LIMIT if self.auth_enabled else "0"
 
     @cached_property
     def database(self) -> DatabaseTarget:

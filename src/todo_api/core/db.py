@@ -1,44 +1,52 @@
-"""Engine, sessions and driver settings: built once per process, at start-up."""
+"""Engine, connections and driver settings: built once per process, at start-up."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from todo_api.core.config import Settings
 from todo_api.core.dburl import DatabaseTarget
+from todo_api.models.types import SQLITE_NEXT_TIMESTAMP, sqlite_next_timestamp
 
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# A pooled PostgreSQL connection idle longer than this is pinged before use.
+IDLE_PING_AFTER_S = 10.0
 
 
 @dataclass(frozen=True)
 class Database:
-    """The process's engine and its session factory."""
+    """The process's engine, and the autocommit view of it that requests use.
+
+    Every service operation is one SQL statement, atomic on its own, so requests run in
+    autocommit mode: no BEGIN/COMMIT round trips around each statement. Migrations and anything
+    needing several statements in one transaction use `engine` and `begin()`.
+    """
 
     engine: AsyncEngine
-    sessionmaker: async_sessionmaker[AsyncSession]
+    autocommit: AsyncEngine
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    def connect(self) -> AsyncConnection:
+        """A pooled connection in autocommit mode (use as `async with db.connect() as conn`)."""
+        return self.autocommit.connect()
+
     async def ping(self) -> None:
         """Run a trivial query; raises when the database cannot be reached."""
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
@@ -58,8 +66,29 @@ def create_database(settings: Settings) -> Database:
         engine = _create_sqlite_engine(target, settings)
     else:
         engine = _create_postgres_engine(target, settings)
-    maker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-    return Database(engine=engine, sessionmaker=maker)
+    event.listen(engine.sync_engine.pool, "checkin", _remember_checkin)
+    if not target.is_sqlite:
+        event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+    return Database(
+        engine=engine, autocommit=engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
+
+
+def _remember_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pre-ping, but only a connection that sat idle: a busy pool pays no extra round trip,
+    while one left alone long enough for the server or a proxy to drop it is checked first."""
+    idle_since = record.info.get("checked_in_at")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER_S:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        # The pool discards this connection and checks out (or opens) another.
+        raise DisconnectionError() from exc
 
 
 def _create_sqlite_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
@@ -73,7 +102,6 @@ def _create_sqlite_engine(target: DatabaseTarget, settings: Settings) -> AsyncEn
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
-            pool_pre_ping=True,
         )
     engine = create_async_engine(target.url, **kwargs)
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
@@ -91,6 +119,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+    dbapi_connection.create_function(SQLITE_NEXT_TIMESTAMP, 1, sqlite_next_timestamp)
 
 
 def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
@@ -119,15 +148,8 @@ def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> Async
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=True,
     )
 
 
 def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid4().hex}__"
-
-
-async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
-    """One session per request; the service commits its own writes before responding."""
-    async with database.sessionmaker() as session:
-        yield session

@@ -59,6 +59,8 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         raise ValueError(f"unsupported scheme {url.drivername!r}; use postgresql:// or sqlite://")
     if not url.database:
         raise ValueError("no database name")
+    if url.host and "@" in url.host:
+        raise ValueError("'@' in the host: percent-encode '@' in the password as %40")
     query = dict(url.query)
     connect_args: dict[str, Any] = {}
     sslmode = _single(query.pop("sslmode", None), "sslmode")

@@ -142,10 +142,18 @@ _DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 def _unavailable_sqlstate(sqlstate: object) -> bool:
-    """Connection failures (class 08), too many connections, shutdown, and cancelled queries."""
+    """Connection failures (class 08), refused logins (class 28), a missing database (3D000),
+    too many connections, shutdown, and cancelled queries."""
     if not isinstance(sqlstate, str):
         return False
-    return sqlstate.startswith("08") or sqlstate in {"53300", "57014", "57P01", "57P02", "57P03"}
+    return sqlstate.startswith(("08", "28")) or sqlstate in {
+        "3D000",
+        "53300",
+        "57014",
+        "57P01",
+        "57P02",
+        "57P03",
+    }
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -215,10 +223,24 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def _invalid_body(request: Request, message: str) -> Response:
+    return problem_response(
+        request.scope["path"],
+        status=400,
+        type_="/problems/validation-error",
+        title="Invalid request",
+        detail="1 field is invalid",
+        errors=[{"field": "body", "message": message, "type": "json_invalid"}],
+    )
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
     if BODY_TOO_LARGE_KEY in request.scope:
         return body_too_large_response(request.scope["path"], request.scope[BODY_TOO_LARGE_KEY])
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # The framework could not read the body at all (not UTF-8, nested too deeply, ...).
+        return _invalid_body(request, "the body is not valid JSON text")
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None

@@ -25,11 +25,13 @@ class Guard:
     @classmethod
     def from_settings(cls, settings: Settings) -> Guard:
         verifier = TokenVerifier(settings) if settings.auth_enabled else None
-        return cls(verifier, create_rate_limiter(settings.rate_limit, settings.redis_url))
+        return cls(verifier, create_rate_limiter(settings.effective_rate_limit, settings.redis_url))
 
     async def close(self) -> None:
         if self.verifier is not None:
             await self.verifier.close()
+        if self.limiter is not None:
+            await self.limiter.close()
 
     async def admit(self, request: Request) -> str | None:
         """The authenticated user id (None in open mode)."""

@@ -37,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
         }
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and key != "request_id":
+            if key not in _RESERVED and key not in {"request_id", "color_message"}:
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

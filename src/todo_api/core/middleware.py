@@ -75,7 +75,7 @@ class RequestContextMiddleware:
         finally:
             duration_ms = (time.perf_counter() - began) * 1000
             route = scope.get("route")
-            path = getattr(route, "path", None) or scope.get("path", "")
+            path = getattr(route, "path", None) or _printable(scope.get("path", ""))
             access_logger.info(
                 "%s %s %d %.1fms",
                 scope["method"],
@@ -124,6 +124,9 @@ class UnhandledErrorMiddleware:
             await response(scope, receive, send)
 
 
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over `max_body_size` bytes with 413, without reading them whole.
 
@@ -136,7 +139,7 @@ class BodyLimitMiddleware:
         self.max_body_size = max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
@@ -187,6 +190,14 @@ def _refused_preflight(path: str, refusal: Response) -> Response:
         detail=bytes(refusal.body).decode(),
         headers=kept,
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """A raw path as a log may show it: control characters escaped, so no line can be forged."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _incoming_request_id(scope: Scope) -> str:

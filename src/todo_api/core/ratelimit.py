@@ -15,6 +15,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import ConnectionPool
 
 from todo_api.core.errors import AppError
 
@@ -59,9 +60,15 @@ class RateLimiter:
     def __init__(self, spec: str, *, redis_url: str | None = None) -> None:
         self.item: RateLimitItem = parse(spec)
         storage: Storage
+        self._redis_pool: ConnectionPool | None = None
         if redis_url:
+            # Our own pool, so shutting down can close its connections.
+            self._redis_pool = ConnectionPool.from_url(redis_url)
             storage = storage_from_string(  # type: ignore[assignment]
-                f"async+{redis_url}", implementation="redispy", key_prefix=KEY_PREFIX
+                f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                connection_pool=self._redis_pool,  # type: ignore[arg-type]
             )
         else:
             storage = MemoryStorage()
@@ -86,6 +93,10 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+    async def close(self) -> None:
+        if self._redis_pool is not None:
+            await self._redis_pool.aclose()
 
 
 def create_rate_limiter(spec: str, redis_url: str | None) -> RateLimiter | None:

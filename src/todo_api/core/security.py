@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,9 @@ HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_ALGORITHMS_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 OKP_CURVES = frozenset({"Ed25519", "Ed448"})
+VERIFIED_CACHE_SIZE = 10_000
+# With no keys at all, a failed fetch is retried after at most this long.
+NO_KEYS_RETRY_S = 5.0
 
 
 class Unauthorized(AppError):
@@ -70,6 +74,14 @@ def is_valid_user_id(value: object) -> TypeGuard[str]:
         and 1 <= len(value) <= USER_ID_MAX_LENGTH
         and all("!" <= ch <= "~" and ch != "/" for ch in value)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    user_id: str
+    expires_at: float
+    not_before: float
+    generation: int | None  # the JWKS key set it was checked against; None for the secret
 
 
 @dataclass(frozen=True)
@@ -113,20 +125,36 @@ class JWKSCache:
         self.min_refresh = min_refresh
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._keys: dict[str | None, _Key] = {}
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._fetched_at = float("-inf")  # last successful fetch
+        self._attempted_at = float("-inf")  # last fetch, successful or not
+        self._inflight: asyncio.Future[None] | None = None
+        self.generation = 0  # incremented whenever a fetch replaces the key set
 
     async def close(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
         await self._client.aclose()
 
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self._fetched_at > self.ttl
+
     async def key_for(self, kid: str | None) -> _Key | None:
-        now = time.monotonic()
         key = self._lookup(kid)
-        stale = now - self._fetched_at > self.ttl
+        stale = self.stale
         if key is not None and not stale:
             return key
-        if stale or now - self._fetched_at >= self.min_refresh:
-            await self._refresh(stale=stale)
+        since_attempt = time.monotonic() - self._attempted_at
+        if not self._keys:
+            due = since_attempt >= min(self.min_refresh, NO_KEYS_RETRY_S)
+        elif stale:
+            due = since_attempt >= min(self.ttl, NO_KEYS_RETRY_S)
+        else:  # a `kid` we do not know: maybe the provider rotated its keys
+            due = since_attempt >= self.min_refresh
+        if due or self._inflight is not None:  # a fetch in flight is joined, not skipped
+            await self._refresh()
+        elif not self._keys:
+            raise IdentityProviderUnavailable()  # the last attempt failed moments ago
         return self._lookup(kid)
 
     def _lookup(self, kid: str | None) -> _Key | None:
@@ -134,26 +162,33 @@ class JWKSCache:
             return next(iter(self._keys.values()))
         return self._keys.get(kid)
 
-    async def _refresh(self, *, stale: bool) -> None:
-        fetched_before = self._fetched_at
-        async with self._lock:
-            if self._fetched_at != fetched_before:
-                return  # another request refreshed while this one waited
-            try:
-                response = await self._client.get(self.url, headers={"Accept": "application/json"})
-                response.raise_for_status()
-                keys = self._parse(response.json())
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("cannot fetch JWKS from %s: %s", self.url, type(exc).__name__)
-                if stale and not self._keys:
-                    raise IdentityProviderUnavailable() from exc
-                if stale:
-                    # Keep serving the last good keys, but let the next request try again soon.
-                    self._fetched_at = time.monotonic() - self.ttl + self.min_refresh
-                    return
+    async def _refresh(self) -> None:
+        """Fetch the key set once for everyone who needs it now; without any usable keys, 503."""
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight.add_done_callback(self._fetch_done)
+        await asyncio.shield(self._inflight)
+
+    def _fetch_done(self, task: asyncio.Future[None]) -> None:
+        self._inflight = None
+        if not task.cancelled():
+            task.exception()  # retrieved here too, so an unawaited failure is not reported
+
+    async def _fetch(self) -> None:
+        self._attempted_at = time.monotonic()
+        try:
+            response = await self._client.get(self.url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            keys = self._parse(response.json())
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("cannot fetch JWKS from %s: %s", self.url, type(exc).__name__)
+            if not self._keys or not self.stale:
+                # No keys at all, or a new `kid` we cannot check: the provider is needed.
                 raise IdentityProviderUnavailable() from exc
-            self._keys = keys
-            self._fetched_at = time.monotonic()
+            return  # keep serving the last good keys until the provider is back
+        self._keys = keys
+        self._fetched_at = self._attempted_at
+        self.generation += 1
 
     @staticmethod
     def _parse(document: Any) -> dict[str | None, _Key]:
@@ -192,12 +227,48 @@ class TokenVerifier:
         self._issuer = settings.auth_jwt_issuer
         self._leeway = settings.auth_leeway_seconds
         self._claim = settings.auth_user_claim
+        # Tokens already verified: the same bytes verify the same way until they expire, so a
+        # front end reusing its token costs one dictionary lookup instead of a signature check.
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def close(self) -> None:
         if self._jwks is not None:
             await self._jwks.close()
 
     async def verify(self, token: str) -> str:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if self._still_valid(cached):
+                return cached.user_id
+            del self._verified[token]
+        user_id, claims, generation = await self._verify_signed(token)
+        self._remember(token, user_id, claims, generation)
+        return user_id
+
+    def _still_valid(self, cached: _Verified) -> bool:
+        now = time.time()
+        if not cached.not_before - self._leeway <= now < cached.expires_at + self._leeway:
+            return False
+        if cached.generation is None:
+            return True
+        # A JWKS token is re-checked once the key set is due for a refresh or has changed, so
+        # a key the provider retired stops working like its uncached tokens do.
+        jwks = self._jwks
+        return jwks is not None and jwks.generation == cached.generation and not jwks.stale
+
+    def _remember(
+        self, token: str, user_id: str, claims: Mapping[str, Any], generation: int | None
+    ) -> None:
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        self._verified[token] = _Verified(
+            user_id=user_id,
+            expires_at=float(claims["exp"]),
+            not_before=float(claims.get("nbf", 0)),
+            generation=generation,
+        )
+
+    async def _verify_signed(self, token: str) -> tuple[str, dict[str, Any], int | None]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -206,6 +277,7 @@ class TokenVerifier:
         if not isinstance(alg, str):
             raise Unauthorized("malformed token")
         key = await self._key_for(alg, header.get("kid"))
+        generation = None if isinstance(key, bytes) or self._jwks is None else self._jwks.generation
         try:
             claims = jwt.decode(
                 token,
@@ -233,7 +305,7 @@ class TokenVerifier:
         user_id = claims.get(self._claim)
         if not is_valid_user_id(user_id):
             raise Unauthorized(f"claim {self._claim} is not a valid user id")
-        return user_id
+        return user_id, claims, generation
 
     async def _key_for(self, alg: str, kid: object) -> Any:
         if alg in HMAC_ALGORITHMS and self._secret is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -36,3 +39,39 @@ class UTCDateTime(TypeDecorator[datetime]):
             return naive.replace(tzinfo=UTC)
         aware: datetime = value.astimezone(UTC)
         return aware
+
+
+class next_timestamp(FunctionElement[datetime]):
+    """The database's current time, but always after `previous`: the new `updated_at` of a row.
+
+    Evaluated by the database when the row is written (after any wait for its lock), so
+    concurrent writers can never move a row's timestamp backwards.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "next_timestamp"
+
+
+SQLITE_NEXT_TIMESTAMP = "todo_next_timestamp"
+
+
+@compiles(next_timestamp)
+def _next_timestamp_postgresql(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
+    previous = compiler.process(element.clauses, **kw)
+    return f"GREATEST(clock_timestamp(), {previous} + INTERVAL '1 microsecond')"
+
+
+@compiles(next_timestamp, "sqlite")
+def _next_timestamp_sqlite(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_NEXT_TIMESTAMP}({compiler.process(element.clauses, **kw)})"
+
+
+def sqlite_next_timestamp(previous: str | None) -> str:
+    """`next_timestamp` for SQLite, registered on each connection; timestamps are stored as
+    UTC text in SQLAlchemy's format, which sorts like the instants it names."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if previous:
+        floor = datetime.fromisoformat(previous) + timedelta(microseconds=1)
+        now = max(now, floor)
+    return now.isoformat(sep=" ", timespec="microseconds")

@@ -1,8 +1,11 @@
 """Task business rules. Every statement starts from the owner's rows, so another user's task is
-simply not found. Writes are one `INSERT/UPDATE/DELETE ... RETURNING` round trip."""
+simply not found. Each operation is one SQL statement (writes are `INSERT/UPDATE/DELETE ...
+RETURNING`), atomic on its own on an autocommit connection: one round trip, nothing to roll back.
+A write has committed when the function returns."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -15,17 +18,17 @@ from sqlalchemy import (
     case,
     delete,
     insert,
-    literal,
     not_,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from todo_api.core.db import Database
 from todo_api.core.errors import TaskNotFound
 from todo_api.models.task import Task
+from todo_api.models.types import next_timestamp
 from todo_api.schemas.task import TaskCreate, TaskUpdate
 
 tasks = Task.__table__  # type: ignore[attr-defined]
@@ -42,21 +45,18 @@ NEWEST_FIRST = (tasks.c.created_at.desc(), tasks.c.id.desc())
 MAX_LIST_SIZE = 1000
 
 TaskRow = RowMapping
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _now_literal() -> Any:
-    return literal(_now(), tasks.c.updated_at.type)
-
-
 def _task_uuid(task_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(task_id)
-    except ValueError:
-        raise TaskNotFound() from None
+    # Only the hyphenated form names a task, so each task has exactly one URL.
+    if not _CANONICAL_UUID.fullmatch(task_id):
+        raise TaskNotFound()
+    return uuid.UUID(task_id)
 
 
 def _owned_select(user_id: str) -> Select[Any]:
@@ -71,22 +71,20 @@ def _owned_delete(user_id: str, task_id: str) -> Delete:
     return delete(tasks).where(tasks.c.user_id == user_id, tasks.c.id == _task_uuid(task_id))
 
 
-async def list_tasks(session: AsyncSession, *, user_id: str) -> Sequence[TaskRow]:
+async def list_tasks(db: Database, *, user_id: str) -> Sequence[TaskRow]:
     """The user's tasks, newest first."""
     stmt = _owned_select(user_id).order_by(*NEWEST_FIRST).limit(MAX_LIST_SIZE)
-    rows: Sequence[TaskRow] = (await session.execute(stmt)).mappings().all()
+    async with db.connect() as conn:
+        rows: Sequence[TaskRow] = (await conn.execute(stmt)).mappings().all()
     return rows
 
 
-async def get_task(session: AsyncSession, *, user_id: str, task_id: str) -> TaskRow:
+async def get_task(db: Database, *, user_id: str, task_id: str) -> TaskRow:
     stmt = _owned_select(user_id).where(tasks.c.id == _task_uuid(task_id))
-    row: TaskRow | None = (await session.execute(stmt)).mappings().first()
-    if row is None:
-        raise TaskNotFound()
-    return row
+    return await _one_task(db, stmt)
 
 
-async def create_task(session: AsyncSession, *, user_id: str, data: TaskCreate) -> TaskRow:
+async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRow:
     now = _now()
     stmt = (
         insert(tasks)
@@ -101,61 +99,64 @@ async def create_task(session: AsyncSession, *, user_id: str, data: TaskCreate) 
         )
         .returning(*COLUMNS)
     )
-    row = (await session.execute(stmt)).mappings().one()
-    await session.commit()
+    async with db.connect() as conn:
+        row: TaskRow = (await conn.execute(stmt)).mappings().one()
     return row
 
 
-async def update_task(
-    session: AsyncSession, *, user_id: str, task_id: str, changes: TaskUpdate
-) -> TaskRow:
+async def update_task(db: Database, *, user_id: str, task_id: str, changes: TaskUpdate) -> TaskRow:
     """Apply the fields the client sent; `updated_at` moves only if a value really changes."""
     values = changes.changes()
     if not values:
-        return await get_task(session, user_id=user_id, task_id=task_id)
-    return await _apply_changes(session, user_id=user_id, task_id=task_id, values=values)
+        return await get_task(db, user_id=user_id, task_id=task_id)
+    return await _apply_changes(db, user_id=user_id, task_id=task_id, values=values)
 
 
 async def set_completed(
-    session: AsyncSession, *, user_id: str, task_id: str, completed: bool | None
+    db: Database, *, user_id: str, task_id: str, completed: bool | None
 ) -> TaskRow:
     """Set `completed` to the given value, or flip it when no value is given."""
     if completed is not None:
         return await _apply_changes(
-            session, user_id=user_id, task_id=task_id, values={"completed": completed}
+            db, user_id=user_id, task_id=task_id, values={"completed": completed}
         )
     stmt = (
         _owned_update(user_id, task_id)
-        .values(completed=not_(tasks.c.completed), updated_at=_now())
+        .values(completed=not_(tasks.c.completed), updated_at=next_timestamp(tasks.c.updated_at))
         .returning(*COLUMNS)
     )
-    return await _write_one(session, stmt)
+    return await _one_task(db, stmt)
 
 
-async def delete_task(session: AsyncSession, *, user_id: str, task_id: str) -> None:
+async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
     stmt = _owned_delete(user_id, task_id).returning(tasks.c.id)
-    if (await session.execute(stmt)).first() is None:
-        await session.rollback()
+    async with db.connect() as conn:
+        deleted = (await conn.execute(stmt)).first()
+    if deleted is None:
         raise TaskNotFound()
-    await session.commit()
 
 
 async def _apply_changes(
-    session: AsyncSession, *, user_id: str, task_id: str, values: Mapping[str, Any]
+    db: Database, *, user_id: str, task_id: str, values: Mapping[str, Any]
 ) -> TaskRow:
     changed = or_(*(tasks.c[name].is_distinct_from(value) for name, value in values.items()))
     stmt = (
         _owned_update(user_id, task_id)
-        .values(**values, updated_at=case((changed, _now_literal()), else_=tasks.c.updated_at))
+        .values(
+            **values,
+            updated_at=case(
+                (changed, next_timestamp(tasks.c.updated_at)), else_=tasks.c.updated_at
+            ),
+        )
         .returning(*COLUMNS)
     )
-    return await _write_one(session, stmt)
+    return await _one_task(db, stmt)
 
 
-async def _write_one(session: AsyncSession, stmt: Update) -> TaskRow:
-    row = (await session.execute(stmt)).mappings().first()
+async def _one_task(db: Database, stmt: Select[Any] | Update) -> TaskRow:
+    """Run a statement that yields at most the one task it names; not found when it yields none."""
+    async with db.connect() as conn:
+        row: TaskRow | None = (await conn.execute(stmt)).mappings().first()
     if row is None:
-        await session.rollback()
         raise TaskNotFound()
-    await session.commit()
     return row

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, status
 from starlette.responses import Response
 
 from todo_api.api import responses
-from todo_api.api.deps import SessionDep, TaskID, UserID
+from todo_api.api.deps import DatabaseDep, TaskID, UserID
 from todo_api.core.responses import row_response, rows_response
 from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
 from todo_api.services import tasks as service
+
+# Characters a path segment may hold unencoded (RFC 3986 pchar).
+PATH_SAFE = "!$&'()*+,;=:@-._~"
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
 
@@ -31,9 +35,9 @@ _CREATED: dict[int | str, dict[str, Any]] = {
     responses=responses.COMMON,
     summary="List a user's tasks",
 )
-async def list_tasks(session: SessionDep, user_id: UserID) -> Response:
+async def list_tasks(db: DatabaseDep, user_id: UserID) -> Response:
     """The user's tasks, newest first (an unknown user has none)."""
-    rows = await service.list_tasks(session, user_id=user_id)
+    rows = await service.list_tasks(db, user_id=user_id)
     return rows_response(rows)
 
 
@@ -41,13 +45,13 @@ async def list_tasks(session: SessionDep, user_id: UserID) -> Response:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={**responses.COMMON, 415: responses.UNSUPPORTED_MEDIA_TYPE, **_CREATED},
+    responses={**responses.COMMON, **responses.BODY, **_CREATED},
     summary="Create a task",
 )
-async def create_task(session: SessionDep, user_id: UserID, data: TaskCreate) -> Response:
+async def create_task(db: DatabaseDep, user_id: UserID, data: TaskCreate) -> Response:
     """Create a task; the response's `Location` header is its URL."""
-    row = await service.create_task(session, user_id=user_id, data=data)
-    location = f"/api/{user_id}/tasks/{row['id']}"
+    row = await service.create_task(db, user_id=user_id, data=data)
+    location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
     return row_response(row, status_code=status.HTTP_201_CREATED, headers={"Location": location})
 
 
@@ -57,9 +61,9 @@ async def create_task(session: SessionDep, user_id: UserID, data: TaskCreate) ->
     responses=responses.WITH_TASK,
     summary="Get a task",
 )
-async def get_task(session: SessionDep, user_id: UserID, task_id: TaskID) -> Response:
+async def get_task(db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
     """One task of the user."""
-    row = await service.get_task(session, user_id=user_id, task_id=task_id)
+    row = await service.get_task(db, user_id=user_id, task_id=task_id)
     return row_response(row)
 
 
@@ -70,10 +74,10 @@ async def get_task(session: SessionDep, user_id: UserID, task_id: TaskID) -> Res
     summary="Update a task",
 )
 async def replace_task(
-    session: SessionDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """Change the fields sent; omitted fields keep their value, `description: null` clears it."""
-    row = await service.update_task(session, user_id=user_id, task_id=task_id, changes=changes)
+    row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
     return row_response(row)
 
 
@@ -84,10 +88,10 @@ async def replace_task(
     summary="Patch a task",
 )
 async def patch_task(
-    session: SessionDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
-    row = await service.update_task(session, user_id=user_id, task_id=task_id, changes=changes)
+    row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
     return row_response(row)
 
 
@@ -98,16 +102,14 @@ async def patch_task(
     summary="Toggle or set completion",
 )
 async def complete_task(
-    session: SessionDep,
+    db: DatabaseDep,
     user_id: UserID,
     task_id: TaskID,
     body: Annotated[TaskCompletion | None, Body()] = None,
 ) -> Response:
     """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry)."""
     completed = body.completed if body is not None else None
-    row = await service.set_completed(
-        session, user_id=user_id, task_id=task_id, completed=completed
-    )
+    row = await service.set_completed(db, user_id=user_id, task_id=task_id, completed=completed)
     return row_response(row)
 
 
@@ -118,7 +120,7 @@ async def complete_task(
     responses={**responses.WITH_TASK, 204: {"description": "The task was deleted."}},
     summary="Delete a task",
 )
-async def delete_task(session: SessionDep, user_id: UserID, task_id: TaskID) -> Response:
+async def delete_task(db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
     """Delete a task for good."""
-    await service.delete_task(session, user_id=user_id, task_id=task_id)
+    await service.delete_task(db, user_id=user_id, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

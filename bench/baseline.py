@@ -1,0 +1,117 @@
+"""The practical ceiling of this stack: bare Starlette + asyncpg + orjson serving the task
+endpoints with the same SQL as the service, and nothing else (no ORM, no validation, no auth).
+
+Run by `bench/run.py`; reads BASELINE_DATABASE_URL (a postgresql:// URL).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
+LIST = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000"
+GET = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
+CREATE = (
+    "INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+)
+TOGGLE = (
+    "UPDATE tasks SET completed = NOT completed, updated_at = $3 "
+    f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+)
+RENAME = (
+    "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM $3::varchar "
+    "THEN $4 "
+    f"ELSE updated_at END WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+)
+
+pool: asyncpg.Pool | None = None
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    body = orjson.dumps(content, default=str, option=orjson.OPT_UTC_Z)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _row(record: asyncpg.Record | None) -> Response:
+    if record is None:
+        return _json({"status": 404}, 404)
+    return _json(dict(record))
+
+
+async def list_tasks(request: Request) -> Response:
+    assert pool is not None
+    rows = await pool.fetch(LIST, request.path_params["user_id"])
+    return _json([dict(row) for row in rows])
+
+
+async def create_task(request: Request) -> Response:
+    assert pool is not None
+    data = orjson.loads(await request.body())
+    row = await pool.fetchrow(
+        CREATE,
+        uuid.uuid4(),
+        request.path_params["user_id"],
+        data["title"],
+        data.get("description"),
+        data.get("completed", False),
+        datetime.now(UTC),
+    )
+    return _json(dict(row), 201)
+
+
+async def get_task(request: Request) -> Response:
+    assert pool is not None
+    params = request.path_params
+    return _row(await pool.fetchrow(GET, params["user_id"], uuid.UUID(params["task_id"])))
+
+
+async def patch_task(request: Request) -> Response:
+    assert pool is not None
+    params = request.path_params
+    data = orjson.loads(await request.body())
+    now = datetime.now(UTC)
+    task_id = uuid.UUID(params["task_id"])
+    return _row(await pool.fetchrow(RENAME, params["user_id"], task_id, data["title"], now))
+
+
+async def toggle_task(request: Request) -> Response:
+    assert pool is not None
+    params = request.path_params
+    now = datetime.now(UTC)
+    return _row(await pool.fetchrow(TOGGLE, params["user_id"], uuid.UUID(params["task_id"]), now))
+
+
+@asynccontextmanager
+async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+    global pool
+    size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
+    pool = await asyncpg.create_pool(
+        os.environ["BASELINE_DATABASE_URL"], min_size=size, max_size=size
+    )
+    yield
+    await pool.close()
+
+
+app = Starlette(
+    routes=[
+        Route("/api/{user_id}/tasks", list_tasks, methods=["GET"]),
+        Route("/api/{user_id}/tasks", create_task, methods=["POST"]),
+        Route("/api/{user_id}/tasks/{task_id}", get_task, methods=["GET"]),
+        Route("/api/{user_id}/tasks/{task_id}", patch_task, methods=["PATCH"]),
+        Route("/api/{user_id}/tasks/{task_id}/complete", toggle_task, methods=["PATCH"]),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,326 @@
+"""HTTP hygiene: body size (413), media type (415) and the headers every response carries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.auth_support import (
+    JSON,
+    SECRET,
+    bearer,
+    build_app,
+    client_for,
+    close_app,
+    compact_json,
+    database_url,
+    hs256_token,
+)
+from tests.conftest import make_settings
+from tests.factories import assert_problem
+from todo_api.core.db import Database
+
+LIMIT = 1024  # the smallest MAX_BODY_SIZE the settings allow
+AUTH = bearer(hs256_token("alice"))
+
+
+@pytest.fixture
+async def guarded_app(db: Database) -> AsyncIterator[FastAPI]:
+    settings = make_settings(
+        database_url=database_url(db), auth_jwt_secret=SECRET, max_body_size=LIMIT
+    )
+    application = build_app(db, settings)
+    yield application
+    await close_app(application)
+
+
+@pytest.fixture
+async def http(guarded_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(guarded_app) as client:
+        client.headers.update(AUTH)
+        yield client
+
+
+def body_of_size(size: int) -> bytes:
+    """A valid task body of exactly `size` bytes (up to 1030)."""
+    padding = size - len(compact_json({"title": "x", "description": ""}))
+    body = compact_json({"title": "x", "description": "d" * padding})
+    assert len(body) == size
+    return body
+
+
+async def chunks(data: bytes, size: int = 256) -> AsyncIterator[bytes]:
+    """A streamed body: httpx sends it chunked, without Content-Length."""
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def existing_task(client: httpx.AsyncClient) -> JSON:
+    response = await client.post("/api/alice/tasks", json={"title": "Original"})
+    assert response.status_code == 201
+    body: JSON = response.json()
+    return body
+
+
+async def tasks(client: httpx.AsyncClient) -> list[JSON]:
+    response = await client.get("/api/alice/tasks")
+    assert response.status_code == 200
+    body: list[JSON] = response.json()
+    return body
+
+
+def assert_too_large(response: httpx.Response) -> None:
+    body = assert_problem(response, 413)
+    assert body["type"] == "/problems/content-too-large"
+    assert body["detail"] == f"The request body is larger than {LIMIT} bytes."
+
+
+class TestBodySizeLimit:
+    async def test_a_body_at_the_limit_is_accepted(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=body_of_size(LIMIT),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert response.status_code == 201, response.text
+
+    async def test_a_declared_length_over_the_limit_is_413_and_nothing_is_written(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=body_of_size(LIMIT + 1),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert response.request.headers["content-length"] == str(LIMIT + 1)
+        assert_too_large(response)
+        assert await tasks(http) == []
+
+    async def test_a_streamed_body_over_the_limit_is_413_and_nothing_is_written(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=chunks(body_of_size(LIMIT + 1)),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert "content-length" not in response.request.headers
+        assert response.request.headers["transfer-encoding"] == "chunked"
+        assert_too_large(response)
+        assert await tasks(http) == []
+
+    async def test_a_streamed_body_at_the_limit_is_accepted(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=chunks(body_of_size(LIMIT)),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert response.status_code == 201, response.text
+
+    @pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+    async def test_an_oversized_update_leaves_the_task_unchanged(
+        self, http: httpx.AsyncClient, streamed: bool
+    ) -> None:
+        task = await existing_task(http)
+        data = body_of_size(LIMIT + 200)
+
+        response = await http.put(
+            f"/api/alice/tasks/{task['id']}",
+            content=chunks(data) if streamed else data,
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert_too_large(response)
+        assert await tasks(http) == [task]
+
+    async def test_an_oversized_body_is_refused_before_authentication(
+        self, guarded_app: FastAPI
+    ) -> None:
+        async with client_for(guarded_app) as anonymous:
+            response = await anonymous.post(
+                "/api/alice/tasks",
+                content=body_of_size(LIMIT + 1),
+                headers={"Content-Type": "application/json"},
+            )
+
+        assert_too_large(response)
+
+
+class TestMediaType:
+    @pytest.mark.parametrize(
+        "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+    )
+    async def test_a_create_that_is_not_json_is_415_and_nothing_is_written(
+        self, http: httpx.AsyncClient, content_type: str
+    ) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=b'{"title": "Sneaky"}',
+            headers={"Content-Type": content_type},
+        )
+
+        body = assert_problem(response, 415)
+        assert body["type"] == "/problems/unsupported-media-type"
+        assert body["detail"] == "The request body must be application/json."
+        assert response.headers["accept"] == "application/json"
+        assert await tasks(http) == []
+
+    @pytest.mark.parametrize(
+        ("method", "suffix", "payload"),
+        [
+            ("PUT", "", b'{"title": "Changed"}'),
+            ("PATCH", "", b'{"title": "Changed"}'),
+            ("PATCH", "/complete", b'{"completed": true}'),
+        ],
+        ids=["put", "patch", "complete"],
+    )
+    async def test_an_update_that_is_not_json_is_415_and_changes_nothing(
+        self, http: httpx.AsyncClient, method: str, suffix: str, payload: bytes
+    ) -> None:
+        task = await existing_task(http)
+
+        response = await http.request(
+            method,
+            f"/api/alice/tasks/{task['id']}{suffix}",
+            content=payload,
+            headers={"Content-Type": "text/plain"},
+        )
+
+        assert_problem(response, 415)
+        assert await tasks(http) == [task]
+
+    async def test_a_json_body_with_a_charset_is_accepted(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/api/alice/tasks",
+            content=b'{"title": "Charset"}',
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+
+        assert response.status_code == 201, response.text
+
+
+class TestResponseHeaders:
+    @pytest.mark.parametrize(
+        ("method", "path", "status"),
+        [
+            ("GET", "/api/alice/tasks", 200),
+            ("POST", "/api/alice/tasks", 201),
+            ("GET", "/api/alice/tasks/00000000-0000-4000-8000-000000000000", 404),
+            ("POST", "/api/alice/tasks", 400),
+            ("GET", "/api/bob/tasks", 403),
+        ],
+        ids=["list", "create", "not-found", "invalid", "forbidden"],
+    )
+    async def test_api_responses_are_not_sniffed_or_stored(
+        self, http: httpx.AsyncClient, method: str, path: str, status: int
+    ) -> None:
+        payload = {"title": "Ok"} if status == 201 else {"title": ""}
+        response = await http.request(method, path, json=payload if method == "POST" else None)
+
+        assert response.status_code == status
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+        assert "server" not in response.headers
+
+    async def test_a_deletes_empty_answer_carries_them_too(self, http: httpx.AsyncClient) -> None:
+        task = await existing_task(http)
+
+        response = await http.delete(f"/api/alice/tasks/{task['id']}")
+
+        assert response.status_code == 204
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+
+    async def test_unauthorized_and_too_large_answers_carry_them_too(
+        self, guarded_app: FastAPI
+    ) -> None:
+        async with client_for(guarded_app) as anonymous:
+            unauthorized = await anonymous.get("/api/alice/tasks")
+            too_large = await anonymous.post("/api/alice/tasks", content=b"x" * (LIMIT + 1))
+
+        for response in (unauthorized, too_large):
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["cache-control"] == "no-store"
+
+    @pytest.mark.parametrize("path", ["/health", "/health/live", "/openapi.json"])
+    async def test_public_endpoints_are_not_sniffed(
+        self, http: httpx.AsyncClient, path: str
+    ) -> None:
+        response = await http.get(path)
+
+        assert response.status_code == 200
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`todo-api serve` for real (uvicorn, migrations, SQLite), on a free local port."""
+    tmp_path: Path = tmp_path_factory.mktemp("served")
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}",
+        "AUTH_JWT_SECRET": SECRET,
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        [sys.executable, "-m", "todo_api.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "todo-api serve exited early"
+            try:
+                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "todo-api serve did not start in 30 s"
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+class TestServedHeaders:
+    def test_the_real_server_sends_no_server_header(self, served: str) -> None:
+        response = httpx.get(f"{served}/api/alice/tasks", headers=AUTH, timeout=5)
+
+        assert response.status_code == 200
+        assert response.json() == []
+        assert "server" not in response.headers
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+
+    def test_the_real_server_refuses_a_missing_token(self, served: str) -> None:
+        response = httpx.get(f"{served}/api/alice/tasks", timeout=5)
+
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="todo-api"'
+        assert "server" not in response.headers
