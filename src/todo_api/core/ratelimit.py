@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
@@ -56,43 +56,88 @@ class Budget:
         return headers
 
 
+class _MemoryWindows:
+    """Fixed windows counted in this process: a dictionary, no locks, no background task.
+
+    (The `limits` library's memory storage costs far more per request; it is kept for Redis.)
+    """
+
+    def __init__(self, amount: int, window: int) -> None:
+        self.amount = amount
+        self.window = window
+        self._counts: dict[str, tuple[int, int]] = {}  # key -> (window index, hits)
+
+    def hit(self, key: str) -> tuple[bool, int, float]:
+        """(allowed, remaining, reset time) after spending one request of `key`."""
+        now = time.time()
+        index = int(now // self.window)
+        current, hits = self._counts.get(key, (index, 0))
+        if current != index:
+            hits = 0
+            if len(self._counts) > MEMORY_KEYS_BEFORE_SWEEP:
+                self._sweep(index)
+        hits += 1
+        self._counts[key] = (index, hits)
+        return hits <= self.amount, max(self.amount - hits, 0), (index + 1) * self.window
+
+    def _sweep(self, index: int) -> None:
+        self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
+
+    def forget(self, key: str) -> None:
+        self._counts.pop(key, None)
+
+
+MEMORY_KEYS_BEFORE_SWEEP = 100_000
+
+
 class RateLimiter:
     def __init__(self, spec: str, *, redis_url: str | None = None) -> None:
         self.item: RateLimitItem = parse(spec)
-        storage: Storage
+        self._memory = _MemoryWindows(self.item.amount, self.item.get_expiry())
         self._redis_pool: ConnectionPool | None = None
+        self._redis: FixedWindowRateLimiter | None = None
         if redis_url:
             # Our own pool, so shutting down can close its connections.
             self._redis_pool = ConnectionPool.from_url(redis_url)
-            storage = storage_from_string(  # type: ignore[assignment]
+            self.storage: Storage = storage_from_string(  # type: ignore[assignment]
                 f"async+{redis_url}",
                 implementation="redispy",
                 key_prefix=KEY_PREFIX,
                 connection_pool=self._redis_pool,  # type: ignore[arg-type]
             )
-        else:
-            storage = MemoryStorage()
-        self.storage = storage
-        self._limiter = FixedWindowRateLimiter(storage)
+            self._redis = FixedWindowRateLimiter(self.storage)
 
     async def spend(self, key: str) -> Budget | None:
         """Spend one request of `key`'s budget; None if the store is unreachable (fail open)."""
-        try:
-            allowed = await self._limiter.hit(self.item, key)
-            stats = await self._limiter.get_window_stats(self.item, key)
-        except Exception as exc:  # any storage failure: serving beats refusing everyone
-            logger.warning("rate limit store unavailable: %s", type(exc).__name__)
-            return None
+        if self._redis is None:
+            allowed, remaining, reset_time = self._memory.hit(key)
+        else:
+            try:
+                allowed, remaining, reset_time = await self._spend_shared(self._redis, key)
+            except Exception as exc:  # any storage failure: serving beats refusing everyone
+                logger.warning("rate limit store unavailable: %s", type(exc).__name__)
+                return None
         return Budget(
             allowed=allowed,
             limit=self.item.amount,
             window=self.item.get_expiry(),
-            remaining=max(stats.remaining, 0),
-            reset_after=max(math.ceil(stats.reset_time - time.time()), 0),
+            remaining=remaining,
+            reset_after=max(math.ceil(reset_time - time.time()), 0),
         )
 
-    async def reset(self) -> None:
-        await self.storage.reset()
+    async def _spend_shared(
+        self, limiter: FixedWindowRateLimiter, key: str
+    ) -> tuple[bool, int, float]:
+        allowed = await limiter.hit(self.item, key)
+        stats = await limiter.get_window_stats(self.item, key)
+        return allowed, max(stats.remaining, 0), stats.reset_time
+
+    async def forget(self, key: str) -> None:
+        """Drop `key`'s spent budget (tests, and an operator lifting a block)."""
+        if self._redis is None:
+            self._memory.forget(key)
+        else:
+            await self.storage.clear(self.item.key_for(key))
 
     async def close(self) -> None:
         if self._redis_pool is not None:

@@ -5,6 +5,7 @@ A write has committed when the function returns."""
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -12,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Delete,
     Select,
     Update,
+    and_,
+    bindparam,
     case,
     delete,
     insert,
@@ -48,8 +50,39 @@ TaskRow = RowMapping
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+# Statements are built once, with bound parameters: per request SQLAlchemy then only looks up
+# the compiled form in its cache instead of building, coercing and keying a new statement.
+_OWNER = tasks.c.user_id == bindparam("owner")
+_THE_TASK = and_(_OWNER, tasks.c.id == bindparam("task_id"))
+_LIST = select(*COLUMNS).where(_OWNER).order_by(*NEWEST_FIRST).limit(MAX_LIST_SIZE)
+_GET = select(*COLUMNS).where(_THE_TASK)
+_CREATE = insert(tasks).returning(*COLUMNS)
+_TOGGLE = (
+    update(tasks)
+    .where(_THE_TASK)
+    .values(completed=not_(tasks.c.completed), updated_at=next_timestamp(tasks.c.updated_at))
+    .returning(*COLUMNS)
+)
+_DELETE = delete(tasks).where(_THE_TASK).returning(tasks.c.id)
+UPDATABLE = ("title", "description", "completed")
+
+
+@functools.cache
+def _update_statement(fields: frozenset[str]) -> Update:
+    """`UPDATE` of these fields; `updated_at` moves only if one of them really changes."""
+    new = {name: bindparam(f"new_{name}", type_=tasks.c[name].type) for name in UPDATABLE}
+    changed = or_(*(tasks.c[name].is_distinct_from(new[name]) for name in sorted(fields)))
+    return (
+        update(tasks)
+        .where(_THE_TASK)
+        .values(
+            **{name: new[name] for name in sorted(fields)},
+            updated_at=case(
+                (changed, next_timestamp(tasks.c.updated_at)), else_=tasks.c.updated_at
+            ),
+        )
+        .returning(*COLUMNS)
+    )
 
 
 def _task_uuid(task_id: str) -> uuid.UUID:
@@ -59,48 +92,34 @@ def _task_uuid(task_id: str) -> uuid.UUID:
     return uuid.UUID(task_id)
 
 
-def _owned_select(user_id: str) -> Select[Any]:
-    return select(*COLUMNS).where(tasks.c.user_id == user_id)
-
-
-def _owned_update(user_id: str, task_id: str) -> Update:
-    return update(tasks).where(tasks.c.user_id == user_id, tasks.c.id == _task_uuid(task_id))
-
-
-def _owned_delete(user_id: str, task_id: str) -> Delete:
-    return delete(tasks).where(tasks.c.user_id == user_id, tasks.c.id == _task_uuid(task_id))
+def _task_key(user_id: str, task_id: str) -> dict[str, Any]:
+    return {"owner": user_id, "task_id": _task_uuid(task_id)}
 
 
 async def list_tasks(db: Database, *, user_id: str) -> Sequence[TaskRow]:
     """The user's tasks, newest first."""
-    stmt = _owned_select(user_id).order_by(*NEWEST_FIRST).limit(MAX_LIST_SIZE)
     async with db.connect() as conn:
-        rows: Sequence[TaskRow] = (await conn.execute(stmt)).mappings().all()
+        rows: Sequence[TaskRow] = (await conn.execute(_LIST, {"owner": user_id})).mappings().all()
     return rows
 
 
 async def get_task(db: Database, *, user_id: str, task_id: str) -> TaskRow:
-    stmt = _owned_select(user_id).where(tasks.c.id == _task_uuid(task_id))
-    return await _one_task(db, stmt)
+    return await _one_task(db, _GET, _task_key(user_id, task_id))
 
 
 async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRow:
-    now = _now()
-    stmt = (
-        insert(tasks)
-        .values(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            title=data.title,
-            description=data.description,
-            completed=data.completed,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(*COLUMNS)
-    )
+    now = datetime.now(UTC)
+    values = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "title": data.title,
+        "description": data.description,
+        "completed": data.completed,
+        "created_at": now,
+        "updated_at": now,
+    }
     async with db.connect() as conn:
-        row: TaskRow = (await conn.execute(stmt)).mappings().one()
+        row: TaskRow = (await conn.execute(_CREATE, values)).mappings().one()
     return row
 
 
@@ -120,18 +139,13 @@ async def set_completed(
         return await _apply_changes(
             db, user_id=user_id, task_id=task_id, values={"completed": completed}
         )
-    stmt = (
-        _owned_update(user_id, task_id)
-        .values(completed=not_(tasks.c.completed), updated_at=next_timestamp(tasks.c.updated_at))
-        .returning(*COLUMNS)
-    )
-    return await _one_task(db, stmt)
+    return await _one_task(db, _TOGGLE, _task_key(user_id, task_id))
 
 
 async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
-    stmt = _owned_delete(user_id, task_id).returning(tasks.c.id)
+    params = _task_key(user_id, task_id)
     async with db.connect() as conn:
-        deleted = (await conn.execute(stmt)).first()
+        deleted = (await conn.execute(_DELETE, params)).first()
     if deleted is None:
         raise TaskNotFound()
 
@@ -139,24 +153,15 @@ async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
 async def _apply_changes(
     db: Database, *, user_id: str, task_id: str, values: Mapping[str, Any]
 ) -> TaskRow:
-    changed = or_(*(tasks.c[name].is_distinct_from(value) for name, value in values.items()))
-    stmt = (
-        _owned_update(user_id, task_id)
-        .values(
-            **values,
-            updated_at=case(
-                (changed, next_timestamp(tasks.c.updated_at)), else_=tasks.c.updated_at
-            ),
-        )
-        .returning(*COLUMNS)
-    )
-    return await _one_task(db, stmt)
+    params = _task_key(user_id, task_id)
+    params.update({f"new_{name}": value for name, value in values.items()})
+    return await _one_task(db, _update_statement(frozenset(values)), params)
 
 
-async def _one_task(db: Database, stmt: Select[Any] | Update) -> TaskRow:
+async def _one_task(db: Database, stmt: Select[Any] | Update, params: dict[str, Any]) -> TaskRow:
     """Run a statement that yields at most the one task it names; not found when it yields none."""
     async with db.connect() as conn:
-        row: TaskRow | None = (await conn.execute(stmt)).mappings().first()
+        row: TaskRow | None = (await conn.execute(stmt, params)).mappings().first()
     if row is None:
         raise TaskNotFound()
     return row
