@@ -27,13 +27,13 @@ test: $(DEV)  ## the suite; its PostgreSQL half runs when TEST_DATABASE_URL is s
 	$(BIN)/pytest -n 2
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 format: $(DEV)
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 migrate: $(RUNTIME)
 	$(BIN)/todo-api migrate

@@ -20,21 +20,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
-LIST = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000"
-GET = f"SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2"
+# The service's SQL, written out by hand (columns: id, user_id, title, description, completed,
+# created_at, updated_at).
+RETURNING = " RETURNING id, user_id, title, description, completed, created_at, updated_at"
+SELECT = "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks"
+LIST = SELECT + " WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000"
+GET = SELECT + " WHERE user_id = $1 AND id = $2"
 CREATE = (
     "INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at) "
-    f"VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+    "VALUES ($1, $2, $3, $4, $5, $6, $6)" + RETURNING
 )
 TOGGLE = (
-    "UPDATE tasks SET completed = NOT completed, updated_at = $3 "
-    f"WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    "UPDATE tasks SET completed = NOT completed, "
+    "updated_at = GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond') "
+    "WHERE user_id = $1 AND id = $2" + RETURNING
 )
 RENAME = (
-    "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM $3::varchar "
-    "THEN $4 "
-    f"ELSE updated_at END WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+    "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM "
+    "$3::varchar THEN GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond') "
+    "ELSE updated_at END WHERE user_id = $1 AND id = $2" + RETURNING
 )
 
 pool: asyncpg.Pool | None = None
@@ -82,16 +86,14 @@ async def patch_task(request: Request) -> Response:
     assert pool is not None
     params = request.path_params
     data = orjson.loads(await request.body())
-    now = datetime.now(UTC)
     task_id = uuid.UUID(params["task_id"])
-    return _row(await pool.fetchrow(RENAME, params["user_id"], task_id, data["title"], now))
+    return _row(await pool.fetchrow(RENAME, params["user_id"], task_id, data["title"]))
 
 
 async def toggle_task(request: Request) -> Response:
     assert pool is not None
     params = request.path_params
-    now = datetime.now(UTC)
-    return _row(await pool.fetchrow(TOGGLE, params["user_id"], uuid.UUID(params["task_id"]), now))
+    return _row(await pool.fetchrow(TOGGLE, params["user_id"], uuid.UUID(params["task_id"])))
 
 
 @asynccontextmanager

@@ -74,7 +74,7 @@ async def prepare_database(url: str) -> dict[str, list[str]]:
         await admin.close()
     env = {**os.environ, "DATABASE_URL": url}
     todo_api = Path(sys.executable).with_name("todo-api")
-    subprocess.run([str(todo_api), "migrate"], check=True, env=env, cwd=ROOT)  # noqa: S603
+    subprocess.run([str(todo_api), "migrate"], check=True, env=env, cwd=ROOT)
     now = dt.datetime.now(dt.UTC)
     rows, ids = [], {}
     for u in range(USERS):
@@ -90,7 +90,15 @@ async def prepare_database(url: str) -> dict[str, list[str]]:
         await conn.copy_records_to_table(
             "tasks",
             records=rows,
-            columns=["id", "user_id", "title", "description", "completed", "created_at", "updated_at"],
+            columns=[
+                "id",
+                "user_id",
+                "title",
+                "description",
+                "completed",
+                "created_at",
+                "updated_at",
+            ],
         )
         await conn.execute("ANALYZE tasks")
     finally:
@@ -107,8 +115,13 @@ def write_lua_data(path: Path, ids: dict[str, list[str]]) -> None:
         return "{" + ",".join(f'"{item}"' for item in items) + "}"
 
     path.write_text(
-        "return {users=" + lua_list(users) + ", tokens=" + lua_list(tokens)
-        + ", tasks={" + ",".join(lua_list(ids[u]) for u in users) + "}}\n"
+        "return {users="
+        + lua_list(users)
+        + ", tokens="
+        + lua_list(tokens)
+        + ", tasks={"
+        + ",".join(lua_list(ids[u]) for u in users)
+        + "}}\n"
     )
 
 
@@ -118,16 +131,22 @@ class Server:
         self.port = port
         self.log = (RESULTS / f"{name}.log").open("w")
         started = time.monotonic()
-        self.process = subprocess.Popen(  # noqa: S603
-            command, env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.startup_s = self._wait_ready(started)
 
     def _wait_ready(self, started: float) -> float:
         url = f"http://127.0.0.1:{self.port}/api/user0000/tasks"
-        headers = {"Authorization": "Bearer " + jwt.encode(
-            {"sub": "user0000", "exp": int(time.time()) + 60}, SECRET, "HS256")}
+        headers = {
+            "Authorization": "Bearer "
+            + jwt.encode({"sub": "user0000", "exp": int(time.time()) + 60}, SECRET, "HS256")
+        }
         while time.monotonic() - started < 60:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {self.log.name}")
@@ -189,19 +208,30 @@ class Server:
         self.log.close()
 
 
-def run_wrk(server: Server, scenario: str, seconds: int, data: Path, connections: int) -> dict[str, float]:
+def run_wrk(
+    server: Server, scenario: str, seconds: int, data: Path, connections: int
+) -> dict[str, float]:
     env = {**os.environ, "SCENARIO": scenario, "BENCH_DATA": str(data)}
     command = [
-        "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
-        "-s", str(BENCH / "scenario.lua"), f"http://127.0.0.1:{server.port}",
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCH / "scenario.lua"),
+        f"http://127.0.0.1:{server.port}",
     ]
-    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     result: dict[str, float] = json.loads(line.removeprefix("RESULT "))
     return result
 
 
-def measure(server: Server, scenario: str, workers: int, args: argparse.Namespace, data: Path) -> Result:
+def measure(
+    server: Server, scenario: str, workers: int, args: argparse.Namespace, data: Path
+) -> Result:
     run_wrk(server, scenario, args.warmup, data, args.connections)
     cpu_before = server.cpu_seconds()
     stats = run_wrk(server, scenario, args.duration, data, args.connections)
@@ -224,11 +254,21 @@ def start_servers(url: str, workers: int) -> tuple[Server, Server]:
     bin_dir = Path(sys.executable).parent
     service_port, baseline_port = _free_port(), _free_port()
     service_env = {
-        **os.environ, "DATABASE_URL": url, "AUTH_JWT_SECRET": SECRET, "ENVIRONMENT": "production",
+        **os.environ,
+        "DATABASE_URL": url,
+        "AUTH_JWT_SECRET": SECRET,
+        "ENVIRONMENT": "production",
     }
     service = Server(
         "service",
-        [str(bin_dir / "todo-api"), "serve", "--port", str(service_port), "--workers", str(workers)],
+        [
+            str(bin_dir / "todo-api"),
+            "serve",
+            "--port",
+            str(service_port),
+            "--workers",
+            str(workers),
+        ],
         service_env,
         service_port,
     )
@@ -236,8 +276,15 @@ def start_servers(url: str, workers: int) -> tuple[Server, Server]:
     baseline = Server(
         "baseline",
         [
-            str(bin_dir / "uvicorn"), "bench.baseline:app", "--port", str(baseline_port),
-            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            str(bin_dir / "uvicorn"),
+            "bench.baseline:app",
+            "--port",
+            str(baseline_port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
         baseline_env,
         baseline_port,
@@ -302,8 +349,11 @@ def main() -> int:
                     order = (service, baseline) if index % 2 == 0 else (baseline, service)
                     measured = {s.name: measure(s, scenario, workers, args, data) for s in order}
                     results.extend([measured["service"], measured["baseline"]])
-                    print(f"  {scenario} w={workers}: service {measured['service'].rps:.0f} req/s, "
-                          f"baseline {measured['baseline'].rps:.0f} req/s", file=sys.stderr)
+                    print(
+                        f"  {scenario} w={workers}: service {measured['service'].rps:.0f} req/s, "
+                        f"baseline {measured['baseline'].rps:.0f} req/s",
+                        file=sys.stderr,
+                    )
             finally:
                 service.stop()
                 baseline.stop()
