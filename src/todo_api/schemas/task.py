@@ -11,7 +11,7 @@ from pydantic import AfterValidator, Field, StrictBool, StrictStr, field_validat
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
-from todo_api.models.task import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
+from todo_api.models.task import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBase
 
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
@@ -84,7 +84,7 @@ def _not_nullable(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-class TaskCreate(SQLModel):
+class TaskCreate(TaskBase):
     """A new task. Unknown and read-only fields are ignored."""
 
     title: Title
@@ -124,7 +124,7 @@ class TaskCompletion(SQLModel):
     completed: Completed
 
 
-class TaskPublic(SQLModel):
+class TaskPublic(TaskBase):
     """A task as the API returns it. Timestamps are RFC 3339 in UTC with a `Z` suffix."""
 
     id: uuid.UUID = Field(
