@@ -324,3 +324,71 @@ class TestServedHeaders:
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer realm="todo-api"'
         assert "server" not in response.headers
+
+
+class TestGuardBeforeBodyErrors:
+    """A body that is not JSON at all is read before the route's guard would run; the caller
+    still learns first that it is unauthenticated, forbidden or over budget."""
+
+    async def test_malformed_json_without_a_token_is_401(self, guarded_app: FastAPI) -> None:
+        async with client_for(guarded_app) as client:
+            response = await client.post(
+                "/api/alice/tasks", content=b"{bad", headers={"Content-Type": "application/json"}
+            )
+
+        assert_problem(response, 401)
+
+    async def test_malformed_json_on_another_users_path_is_403(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        response = await http.post(
+            "/api/bob/tasks", content=b"{bad", headers={"Content-Type": "application/json"}
+        )
+
+        assert_problem(response, 403)
+
+    async def test_malformed_json_with_a_valid_token_is_400(self, http: httpx.AsyncClient) -> None:
+        response = await http.post(
+            "/api/alice/tasks", content=b"{bad", headers={"Content-Type": "application/json"}
+        )
+
+        assert_problem(response, 400, fields=["body"])
+
+    async def test_malformed_json_spends_the_budget(self, db: Database) -> None:
+        settings = make_settings(
+            database_url=database_url(db), auth_jwt_secret=SECRET, rate_limit="2/minute"
+        )
+        application = build_app(db, settings)
+        try:
+            async with client_for(application) as client:
+                statuses = [
+                    (
+                        await client.post(
+                            "/api/alice/tasks",
+                            content=b"{bad",
+                            headers={**AUTH, "Content-Type": "application/json"},
+                        )
+                    ).status_code
+                    for _ in range(3)
+                ]
+        finally:
+            await close_app(application)
+
+        assert statuses == [400, 400, 429]
+
+
+class TestMissingContentType:
+    async def test_a_body_without_a_content_type_is_415(self, http: httpx.AsyncClient) -> None:
+        request = http.build_request("POST", "/api/alice/tasks", content=b'{"title": "x"}')
+        assert "content-type" not in request.headers
+
+        response = await http.send(request)
+
+        assert_problem(response, 415)
+
+    async def test_no_body_and_no_content_type_is_400_naming_the_body(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        response = await http.post("/api/alice/tasks")
+
+        assert_problem(response, 400, fields=["body"])

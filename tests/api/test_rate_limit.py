@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from tests.auth_support import (
     SECRET,
+    SilentServer,
     bearer,
     build_app,
     challenge,
@@ -296,6 +297,23 @@ class TestSharedBudget:
 
         assert [r.status_code for r in responses] == [200, 200, 200]
         assert "ratelimit" not in responses[-1].headers
+
+    async def test_a_silent_redis_is_given_up_on_quickly_and_left_alone(
+        self, make_app: MakeApp, clients: Callable[..., httpx.AsyncClient]
+    ) -> None:
+        with SilentServer() as silent:
+            redis_url = silent.url.replace("http://", "redis://").split("/.well-known")[0]
+            client = clients(
+                make_app(rate_limit="1/minute", auth_jwt_secret=SECRET, redis_url=redis_url)
+            )
+
+            responses = [
+                await client.get("/api/alice/tasks", headers=token("alice")) for _ in range(5)
+            ]
+
+            # Served (fail open); after the first timeout the next requests do not wait on it.
+            assert [r.status_code for r in responses] == [200] * 5
+            assert silent.connections == 1
 
     async def test_shutting_an_app_down_releases_its_redis_connections(self, db: Database) -> None:
         user, client_name = unique_user(), unique_user("todo-api-test")

@@ -271,3 +271,42 @@ class TestCommandLineConfigurationError:
         assert lines[0].startswith("todo-api: invalid configuration: DB_POOL_SIZE: ")
         assert result.stdout == ""
         assert not (tmp_path / "never-created.db").exists()
+
+
+class TestJwksUrlInProduction:
+    def test_plain_http_is_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match="AUTH_JWKS_URL: must use https"):
+            load_settings(
+                _env_file=None,
+                environment="production",
+                auth_jwks_url="http://idp.example.com/.well-known/jwks.json",
+            )
+
+    @pytest.mark.parametrize(
+        "url",
+        ["https://idp.example.com/.well-known/jwks.json", "http://127.0.0.1:3000/api/auth/jwks"],
+    )
+    def test_https_or_a_local_provider_is_accepted(self, url: str) -> None:
+        settings = load_settings(_env_file=None, environment="production", auth_jwks_url=url)
+
+        assert str(settings.auth_jwks_url) == url
+
+    def test_plain_http_is_fine_in_development(self) -> None:
+        settings = load_settings(_env_file=None, auth_jwks_url="http://idp.example.com/jwks")
+
+        assert settings.auth_enabled is True
+
+
+class TestSecretsStayOutOfRepr:
+    def test_urls_with_credentials_are_not_shown(self) -> None:
+        settings = load_settings(
+            _env_file=None,
+            database_url="postgresql://app:db-secret@h/db",
+            redis_url="redis://:redis-secret@127.0.0.1:6379/0",
+            auth_jwks_url="https://u:jwks-secret@idp.example.com/jwks",
+            auth_jwt_secret="s" * 40,
+        )
+
+        shown = repr(settings)
+        for secret in ("db-secret", "redis-secret", "jwks-secret", "s" * 40):
+            assert secret not in shown

@@ -14,7 +14,13 @@ from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
+from tests.conftest import (
+    POSTGRES_ENV,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+    postgres_url,
+)
 from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.migrate import upgrade
@@ -48,6 +54,13 @@ def postgres_database(**values: object) -> Database:
     url = postgres_url()
     assert url is not None
     return create_database(make_settings(database_url=url, **values))
+
+
+def isolation(conn: AsyncConnection) -> object:
+    """The isolation level SQLAlchemy runs this connection at ("AUTOCOMMIT" or the default)."""
+    sync = conn.sync_connection
+    assert sync is not None
+    return sync.get_execution_options().get("isolation_level")
 
 
 async def show(database: Database, setting: str) -> str:
@@ -279,6 +292,47 @@ class TestPostgresConnection:
 
         # Rendered as 503 + Retry-After (DESIGN.md §5), not as a 500 "bug".
         assert is_database_unavailable(caught.value) is True
+
+    async def test_every_query_has_a_client_side_timeout(self) -> None:
+        # A stalled connection never lets the server's statement timeout fire.
+        database = postgres_database(db_statement_timeout_ms=1500)
+        try:
+            args = await driver_connect_args(database)
+        finally:
+            await database.dispose()
+
+        assert args["command_timeout"] == 3.5
+
+    async def test_requests_run_in_autocommit_mode_directly(self) -> None:
+        database = postgres_database()
+        try:
+            async with database.connect() as conn:
+                assert isolation(conn) == "AUTOCOMMIT"
+        finally:
+            await database.dispose()
+
+    async def test_behind_a_pooler_each_request_is_one_committed_transaction(self) -> None:
+        # A transaction-pooling proxy keeps a prepare and its execute on one server connection
+        # only inside a transaction; and what the operation wrote must be committed.
+        name = f"todo_pooled_{uuid.uuid4().hex[:8]}"
+        url = await create_postgres_database(name)
+        database = create_database(make_settings(database_url=url, db_pooler="pgbouncer"))
+        try:
+            await upgrade(database.engine)
+            async with database.connect() as conn:
+                assert conn.in_transaction() is True
+                assert isolation(conn) != "AUTOCOMMIT"
+            created = await create_task(database, user_id="pooled", data=TaskCreate(title="Kept"))
+            toggled = await set_completed(
+                database, user_id="pooled", task_id=str(created["id"]), completed=None
+            )
+            stored = await list_tasks(database, user_id="pooled")
+        finally:
+            await database.dispose()
+            await drop_postgres_database(name)
+
+        assert toggled["completed"] is True
+        assert [dict(row) for row in stored] == [dict(toggled)]
 
     async def test_pgbouncer_mode_turns_off_statement_caches_and_queries_work(self) -> None:
         database = postgres_database(db_pooler="pgbouncer")

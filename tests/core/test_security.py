@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
@@ -703,3 +705,57 @@ class TestIssueToken:
     def test_refuses_an_invalid_user_id(self) -> None:
         with pytest.raises(ValueError, match="user id"):
             issue_token(make_settings(auth_jwt_secret=SECRET), "a b", ttl=60)
+
+
+class _TricklingHandler(BaseHTTPRequestHandler):
+    """Sends headers, then one byte of a never-ending body every 0.2 s."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(200):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class TestSlowProvider:
+    async def test_a_trickling_provider_is_503_within_the_timeout(
+        self, make_verifier: MakeVerifier, make_cache: MakeCache
+    ) -> None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            port = server.server_address[1]
+            cache = make_cache(f"http://127.0.0.1:{port}/jwks", timeout=0.5)
+            verifier = make_verifier(jwks=cache)
+            started = time.monotonic()
+            # Each read succeeds within the timeout; only a bound on the whole fetch stops it.
+            async with asyncio.timeout(5):
+                await assert_unavailable(verifier, ED.sign(claims_for("alice")))
+            assert time.monotonic() - started < 2
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+class TestOddKeySets:
+    @pytest.mark.parametrize("field", ["kid", "alg", "crv", "kty"])
+    async def test_an_entry_with_a_non_string_member_is_skipped(
+        self, make_verifier: MakeVerifier, field: str
+    ) -> None:
+        odd = {**EC.public_jwk, field: ["x"]}
+        with jwks_server([RSA.public_jwk, odd]) as server:
+            verifier = make_verifier(auth_jwks_url=server.url)
+
+            assert await verifier.verify(RSA.sign(claims_for("alice"))) == "alice"

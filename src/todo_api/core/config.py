@@ -26,6 +26,7 @@ Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MIN_SECRET_BYTES = 32
 DEFAULT_RATE_LIMIT = "1200/minute"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 class Settings(BaseSettings):
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     auth_jwt_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("auth_jwt_secret", "better_auth_secret")
     )
-    auth_jwks_url: HttpUrl | None = None
+    auth_jwks_url: HttpUrl | None = Field(default=None, repr=False)
     auth_jwt_audience: str | None = None
     auth_jwt_issuer: str | None = None
     auth_user_claim: str = Field(default="sub", min_length=1)
@@ -65,7 +66,7 @@ class Settings(BaseSettings):
     auth_jwks_min_refresh_seconds: int = Field(default=30, ge=0)
 
     rate_limit: str | None = None
-    redis_url: str | None = None
+    redis_url: str | None = Field(default=None, repr=False)
     max_body_size: int = Field(default=65536, ge=1024)
 
     @field_validator("environment", "db_pooler", "log_format", mode="before")
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
                 "ENVIRONMENT=production requires authentication: "
                 "set AUTH_JWT_SECRET (or BETTER_AUTH_SECRET) or AUTH_JWKS_URL"
             )
+        jwks = self.auth_jwks_url
+        if self.is_production and jwks is not None and jwks.scheme != "https":
+            if jwks.host not in LOCAL_HOSTS:
+                # Keys fetched in the clear can be swapped in transit, and then tokens forged.
+                raise ValueError("AUTH_JWKS_URL: must use https in production")
         return self
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
@@ -22,11 +23,13 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # A pooled PostgreSQL connection idle longer than this is pinged before use.
 IDLE_PING_AFTER_S = 10.0
+DEFAULT_COMMAND_TIMEOUT_MS = 60_000
+COMMAND_TIMEOUT_MARGIN_S = 2.0
 
 
 @dataclass(frozen=True)
 class Database:
-    """The process's engine, and the autocommit view of it that requests use.
+    """The process's engine, and how requests get a connection from it.
 
     Every service operation is one SQL statement, atomic on its own, so requests run in
     autocommit mode: no BEGIN/COMMIT round trips around each statement. Migrations and anything
@@ -35,13 +38,19 @@ class Database:
 
     engine: AsyncEngine
     autocommit: AsyncEngine
+    # Behind a transaction-pooling proxy, a statement prepared and executed in two round trips
+    # must stay on one server connection, which only a transaction guarantees.
+    transactional_requests: bool = False
 
     @property
     def backend(self) -> str:
         return self.engine.dialect.name
 
-    def connect(self) -> AsyncConnection:
-        """A pooled connection in autocommit mode (use as `async with db.connect() as conn`)."""
+    def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A pooled connection for one operation (`async with db.connect() as conn`): in
+        autocommit mode, or behind a pooler inside a transaction committed on exit."""
+        if self.transactional_requests:
+            return self.engine.begin()
         return self.autocommit.connect()
 
     async def ping(self) -> None:
@@ -70,7 +79,9 @@ def create_database(settings: Settings) -> Database:
     if not target.is_sqlite:
         event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
     return Database(
-        engine=engine, autocommit=engine.execution_options(isolation_level="AUTOCOMMIT")
+        engine=engine,
+        autocommit=engine.execution_options(isolation_level="AUTOCOMMIT"),
+        transactional_requests=not target.is_sqlite and uses_pgbouncer(settings),
     )
 
 
@@ -135,6 +146,10 @@ def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> Async
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args["server_settings"] = server_settings
     connect_args["timeout"] = settings.db_connect_timeout
+    # A client-side bound on every query (and the idle ping): the server's statement timeout
+    # cannot fire for a query that never reached it over a stalled connection.
+    statement_s = (settings.db_statement_timeout_ms or DEFAULT_COMMAND_TIMEOUT_MS) / 1000
+    connect_args["command_timeout"] = statement_s + COMMAND_TIMEOUT_MARGIN_S
     if pooled:
         # A transaction-pooling proxy hands each transaction to any server connection, so named
         # prepared statements from an earlier transaction may not exist (or may collide).

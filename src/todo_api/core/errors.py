@@ -21,6 +21,9 @@ from todo_api.core.requestctx import current_request_id
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Set by the guard once it has looked at a request; requests under the prefix are guarded.
+GUARD_RAN_KEY = "todo_api.guarded"
+GUARDED_PREFIX = "/api/"
 DB_RETRY_AFTER_SECONDS = 5
 
 
@@ -118,8 +121,12 @@ def problem_response(
 
 
 def render_app_error(request: Request, exc: AppError) -> Response:
+    return app_error_response(request.scope["path"], exc)
+
+
+def app_error_response(path: str, exc: AppError) -> Response:
     return problem_response(
-        request.scope["path"],
+        path,
         status=exc.status,
         type_=exc.type,
         title=exc.title,
@@ -197,10 +204,24 @@ def _is_json_request(request: Request) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return bool(length and length != "0") or "transfer-encoding" in request.headers
+
+
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    # A body that is not even JSON is rejected before the route's guard runs; the caller must
+    # still learn first that it is unauthenticated, forbidden or over budget.
+    guard = getattr(request.app.state, "guard", None)
+    if guard is not None and GUARD_RAN_KEY not in request.scope:
+        if request.scope["path"].startswith(GUARDED_PREFIX):
+            try:
+                await guard.admit(request)
+            except AppError as refusal:
+                return render_app_error(request, refusal)
     raw = list(cast(RequestValidationError, exc).errors())
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
-    if body_errors and request.headers.get("content-type") and not _is_json_request(request):
+    if body_errors and _has_body(request) and not _is_json_request(request):
         return problem_response(
             request.scope["path"],
             status=415,
@@ -282,25 +303,10 @@ async def handle_app_error(request: Request, exc: Exception) -> Response:
 def unexpected_error_response(path: str, exc: BaseException) -> Response:
     """The response for an exception no handler claimed: 503 for database faults, else 500."""
     if isinstance(exc, AppError):
-        return problem_response(
-            path,
-            status=exc.status,
-            type_=exc.type,
-            title=exc.title,
-            detail=exc.detail,
-            headers=exc.headers,
-        )
+        return app_error_response(path, exc)
     if is_database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
-        unavailable = DatabaseUnavailable()
-        return problem_response(
-            path,
-            status=unavailable.status,
-            type_=unavailable.type,
-            title=unavailable.title,
-            detail=unavailable.detail,
-            headers=unavailable.headers,
-        )
+        return app_error_response(path, DatabaseUnavailable())
     logger.error("unhandled error", exc_info=exc)
     return problem_response(
         path,

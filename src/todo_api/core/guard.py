@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from todo_api.core.config import Settings
+from todo_api.core.errors import GUARD_RAN_KEY
 from todo_api.core.ratelimit import RateLimited, RateLimiter, create_rate_limiter
 from todo_api.core.security import Forbidden, TokenVerifier, Unauthorized
 
@@ -35,6 +36,7 @@ class Guard:
 
     async def admit(self, request: Request) -> str | None:
         """The authenticated user id (None in open mode)."""
+        request.scope[GUARD_RAN_KEY] = True
         if self.verifier is None:
             await self._spend(request, _client_key(request))
             return None

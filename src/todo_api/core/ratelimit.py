@@ -88,6 +88,9 @@ class _MemoryWindows:
 
 
 MEMORY_KEYS_BEFORE_SWEEP = 100_000
+# A Redis that does not answer within this long counts as down, and is left alone for a while.
+REDIS_TIMEOUT_S = 0.25
+REDIS_RETRY_AFTER_S = 5.0
 
 
 class RateLimiter:
@@ -96,9 +99,14 @@ class RateLimiter:
         self._memory = _MemoryWindows(self.item.amount, self.item.get_expiry())
         self._redis_pool: ConnectionPool | None = None
         self._redis: FixedWindowRateLimiter | None = None
+        self._redis_down_until = 0.0
         if redis_url:
             # Our own pool, so shutting down can close its connections.
-            self._redis_pool = ConnectionPool.from_url(redis_url)
+            self._redis_pool = ConnectionPool.from_url(
+                redis_url,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+                socket_timeout=REDIS_TIMEOUT_S,
+            )
             self.storage: Storage = storage_from_string(  # type: ignore[assignment]
                 f"async+{redis_url}",
                 implementation="redispy",
@@ -112,10 +120,13 @@ class RateLimiter:
         if self._redis is None:
             allowed, remaining, reset_time = self._memory.hit(key)
         else:
+            if time.monotonic() < self._redis_down_until:
+                return None  # Redis failed moments ago: do not make every request wait on it
             try:
                 allowed, remaining, reset_time = await self._spend_shared(self._redis, key)
             except Exception as exc:  # any storage failure: serving beats refusing everyone
                 logger.warning("rate limit store unavailable: %s", type(exc).__name__)
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER_S
                 return None
         return Budget(
             allowed=allowed,

@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 
 import httpx
 import jwt
+import orjson
 from jwt import PyJWK
 
 from todo_api.core.config import Settings
@@ -34,6 +35,7 @@ OKP_CURVES = frozenset({"Ed25519", "Ed448"})
 VERIFIED_CACHE_SIZE = 10_000
 # With no keys at all, a failed fetch is retried after at most this long.
 NO_KEYS_RETRY_S = 5.0
+MAX_JWKS_BYTES = 1024 * 1024
 
 
 class Unauthorized(AppError):
@@ -121,6 +123,7 @@ class JWKSCache:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
+        self.timeout = timeout
         self.ttl = ttl
         self.min_refresh = min_refresh
         self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
@@ -177,10 +180,12 @@ class JWKSCache:
     async def _fetch(self) -> None:
         self._attempted_at = time.monotonic()
         try:
-            response = await self._client.get(self.url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            keys = self._parse(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            # The timeout bounds the whole fetch, not each read: a provider trickling bytes
+            # cannot hold requests for longer than AUTH_JWKS_TIMEOUT.
+            async with asyncio.timeout(self.timeout):
+                document = await self._download()
+            keys = self._parse(orjson.loads(document))
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
             logger.warning("cannot fetch JWKS from %s: %s", self.url, type(exc).__name__)
             if not self._keys or not self.stale:
                 # No keys at all, or a new `kid` we cannot check: the provider is needed.
@@ -190,23 +195,44 @@ class JWKSCache:
         self._fetched_at = self._attempted_at
         self.generation += 1
 
+    async def _download(self) -> bytes:
+        headers = {"Accept": "application/json"}
+        async with self._client.stream("GET", self.url, headers=headers) as response:
+            response.raise_for_status()
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_JWKS_BYTES:
+                    raise ValueError("JWKS document too large")
+        return bytes(body)
+
     @staticmethod
     def _parse(document: Any) -> dict[str | None, _Key]:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("not a JWKS document")
         keys: dict[str | None, _Key] = {}
         for data in document["keys"]:
-            if not isinstance(data, dict) or data.get("use", "sig") != "sig":
-                continue
-            algorithms = _allowed_algorithms(data)
-            if not algorithms:
-                continue
-            try:
-                jwk = PyJWK(data, algorithm=data.get("alg") or min(algorithms))
-            except jwt.PyJWTError:
-                continue
-            keys[data.get("kid")] = _Key(jwk=jwk, algorithms=algorithms)
+            key = _usable_key(data)
+            if key is not None:
+                keys[data.get("kid")] = key
         return keys
+
+
+def _usable_key(data: Any) -> _Key | None:
+    """A signing key from one JWKS entry, or None for an entry this service cannot use; one odd
+    entry never spoils the rest of the set."""
+    if not isinstance(data, dict) or data.get("use", "sig") != "sig":
+        return None
+    if any(not isinstance(data.get(name, ""), str) for name in ("kid", "alg", "crv", "kty")):
+        return None
+    algorithms = _allowed_algorithms(data)
+    if not algorithms:
+        return None
+    try:
+        jwk = PyJWK(data, algorithm=data.get("alg") or min(algorithms))
+    except Exception:  # a malformed key of any kind is skipped
+        return None
+    return _Key(jwk=jwk, algorithms=algorithms)
 
 
 class TokenVerifier:

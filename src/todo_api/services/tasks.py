@@ -86,7 +86,7 @@ def _update_statement(fields: frozenset[str]) -> Update:
 
 
 def _task_uuid(task_id: str) -> uuid.UUID:
-    # Only the hyphenated form names a task, so each task has exactly one URL.
+    # Only the hyphenated form names a task (hex digits in either case, as UUIDs are read).
     if not _CANONICAL_UUID.fullmatch(task_id):
         raise TaskNotFound()
     return uuid.UUID(task_id)
