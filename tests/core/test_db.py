@@ -304,12 +304,30 @@ class TestPostgresConnection:
         assert args["command_timeout"] == 3.5
 
     async def test_requests_run_in_autocommit_mode_directly(self) -> None:
-        database = postgres_database()
+        # What a request's connection wrote is committed without a COMMIT (and so without the
+        # BEGIN/COMMIT round trips).
+        name = f"todo_direct_{uuid.uuid4().hex[:8]}"
+        database = create_database(make_settings(database_url=await create_postgres_database(name)))
         try:
+            await upgrade(database.engine)
             async with database.connect() as conn:
-                assert isolation(conn) == "AUTOCOMMIT"
+                await conn.execute(
+                    insert(tasks_table).values(
+                        id=uuid.uuid4(),
+                        user_id="direct",
+                        title="No commit needed",
+                        completed=False,
+                        created_at=datetime.now(UTC),
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+                await conn.close()  # no commit: a transaction would roll back here
+            stored = await list_tasks(database, user_id="direct")
         finally:
             await database.dispose()
+            await drop_postgres_database(name)
+
+        assert [row["title"] for row in stored] == ["No commit needed"]
 
     async def test_behind_a_pooler_each_request_is_one_committed_transaction(self) -> None:
         # A transaction-pooling proxy keeps a prepare and its execute on one server connection

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # A pooled PostgreSQL connection idle longer than this is pinged before use.
 IDLE_PING_AFTER_S = 10.0
+# Connections kept for migrations and multi-statement transactions (requests have their own).
+TRANSACTIONAL_POOL_SIZE = 2
 DEFAULT_COMMAND_TIMEOUT_MS = 60_000
 COMMAND_TIMEOUT_MARGIN_S = 2.0
 
@@ -60,6 +62,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.autocommit.sync_engine.pool is not self.engine.sync_engine.pool:
+            await self.autocommit.dispose()
 
 
 def uses_pgbouncer(settings: Settings) -> bool:
@@ -71,18 +75,35 @@ def uses_pgbouncer(settings: Settings) -> bool:
 
 def create_database(settings: Settings) -> Database:
     target = settings.database
+    transactional_requests = not target.is_sqlite and uses_pgbouncer(settings)
+    if target.is_memory or transactional_requests:
+        # One pool serves everything: an in-memory database exists only on its one connection,
+        # and behind a pooler requests run in transactions anyway.
+        engine = _create_engine(target, settings)
+        return Database(
+            engine=engine,
+            autocommit=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            transactional_requests=transactional_requests,
+        )
+    # Requests get a pool whose connections stay in autocommit mode, so a checkout switches and
+    # resets nothing; migrations and multi-statement work use a small pool of their own.
+    return Database(
+        engine=_create_engine(target, settings, pool_size=TRANSACTIONAL_POOL_SIZE),
+        autocommit=_create_engine(
+            target, settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+        ),
+    )
+
+
+def _create_engine(target: DatabaseTarget, settings: Settings, **options: Any) -> AsyncEngine:
     if target.is_sqlite:
-        engine = _create_sqlite_engine(target, settings)
+        engine = _create_sqlite_engine(target, settings, **options)
     else:
-        engine = _create_postgres_engine(target, settings)
+        engine = _create_postgres_engine(target, settings, **options)
     event.listen(engine.sync_engine.pool, "checkin", _remember_checkin)
     if not target.is_sqlite:
         event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
-    return Database(
-        engine=engine,
-        autocommit=engine.execution_options(isolation_level="AUTOCOMMIT"),
-        transactional_requests=not target.is_sqlite and uses_pgbouncer(settings),
-    )
+    return engine
 
 
 def _remember_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -102,7 +123,9 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise DisconnectionError() from exc
 
 
-def _create_sqlite_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+def _create_sqlite_engine(
+    target: DatabaseTarget, settings: Settings, **options: Any
+) -> AsyncEngine:
     kwargs: dict[str, Any] = {
         "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     }
@@ -114,6 +137,7 @@ def _create_sqlite_engine(target: DatabaseTarget, settings: Settings) -> AsyncEn
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
         )
+    kwargs.update(options)
     engine = create_async_engine(target.url, **kwargs)
     event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
     return engine
@@ -133,7 +157,9 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function(SQLITE_NEXT_TIMESTAMP, 1, sqlite_next_timestamp)
 
 
-def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> AsyncEngine:
+def _create_postgres_engine(
+    target: DatabaseTarget, settings: Settings, **options: Any
+) -> AsyncEngine:
     connect_args: dict[str, Any] = dict(target.connect_args)
     server_settings: dict[str, str] = dict(connect_args.pop("server_settings", {}))
     server_settings.setdefault("application_name", "todo-api")
@@ -156,14 +182,15 @@ def _create_postgres_engine(target: DatabaseTarget, settings: Settings) -> Async
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
-    return create_async_engine(
-        target.url,
-        connect_args=connect_args,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-    )
+    kwargs: dict[str, Any] = {
+        "connect_args": connect_args,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": settings.db_pool_recycle,
+        **options,
+    }
+    return create_async_engine(target.url, **kwargs)
 
 
 def _unique_statement_name() -> str:
