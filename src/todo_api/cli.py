@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply pending migrations, then serve HTTP")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: one per CPU in production, one in development)",
+    )
     serve.add_argument(
         "--reload", action="store_true", help="restart on code changes (development)"
     )
@@ -87,6 +93,12 @@ def _run_migrations(settings: Settings) -> int:
     return 0
 
 
+def _default_workers(settings: Settings) -> int:
+    if not settings.is_production or settings.database.is_sqlite:
+        return 1  # one process per SQLite file keeps its single writer uncontended
+    return os.cpu_count() or 1
+
+
 def _missing_sqlite_directory(settings: Settings) -> Path | None:
     target = settings.database
     if not target.is_sqlite or target.is_memory or target.url.database is None:
@@ -102,7 +114,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         status = _run_migrations(settings)
         if status:
             return status
-    workers = args.workers or 1
+    workers = args.workers or _default_workers(settings)
     if workers < 1:
         _say("todo-api: --workers must be at least 1")
         return EXIT_CONFIG
