@@ -368,3 +368,26 @@ class TestPostgresConnection:
         assert args["statement_cache_size"] == 0
         assert args["prepared_statement_cache_size"] == 0
         assert results == [1, 2, 3] * 3
+
+
+class TestExecutionPaths:
+    def test_postgresql_runs_requests_on_the_direct_asyncpg_path(self) -> None:
+        settings = make_settings(database_url="postgresql://u@127.0.0.1:5432/db")
+
+        assert create_database(settings).direct is not None
+
+    def test_behind_a_pooler_requests_stay_on_sqlalchemy_in_transactions(self) -> None:
+        settings = make_settings(
+            database_url="postgresql://u@127.0.0.1:5432/db", db_pooler="pgbouncer"
+        )
+        database = create_database(settings)
+
+        assert database.direct is None
+        assert database.transactional_requests is True
+
+    def test_sqlite_runs_requests_on_sqlalchemy(self, tmp_path: Path) -> None:
+        database = create_database(
+            make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db")
+        )
+
+        assert database.direct is None

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import uuid4
 
-from sqlalchemy import event, text
+from sqlalchemy import Delete, Insert, Select, Update, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from todo_api.core.config import Settings
 from todo_api.core.dburl import DatabaseTarget
+from todo_api.core.direct import DirectPostgres
 from todo_api.models.types import SQLITE_NEXT_TIMESTAMP, sqlite_next_timestamp
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,9 @@ IDLE_PING_AFTER_S = 10.0
 TRANSACTIONAL_POOL_SIZE = 2
 DEFAULT_COMMAND_TIMEOUT_MS = 60_000
 COMMAND_TIMEOUT_MARGIN_S = 2.0
+
+
+Statement: TypeAlias = Select[Any] | Insert | Update | Delete
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class Database:
     # Behind a transaction-pooling proxy, a statement prepared and executed in two round trips
     # must stay on one server connection, which only a transaction guarantees.
     transactional_requests: bool = False
+    # PostgreSQL without a pooler: single statements skip SQLAlchemy's execution layer.
+    direct: DirectPostgres | None = None
 
     @property
     def backend(self) -> str:
@@ -55,12 +62,21 @@ class Database:
             return self.engine.begin()
         return self.autocommit.connect()
 
+    async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
+        """Run one self-contained statement and return its rows (as mappings)."""
+        if self.direct is not None:
+            return await self.direct.fetch(stmt, params)
+        async with self.connect() as conn:
+            return (await conn.execute(stmt, params)).mappings().all()
+
     async def ping(self) -> None:
         """Run a trivial query; raises when the database cannot be reached."""
         async with self.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
         if self.autocommit.sync_engine.pool is not self.engine.sync_engine.pool:
             await self.autocommit.dispose()
@@ -87,11 +103,23 @@ def create_database(settings: Settings) -> Database:
         )
     # Requests get a pool whose connections stay in autocommit mode, so a checkout switches and
     # resets nothing; migrations and multi-statement work use a small pool of their own.
+    autocommit = _create_engine(
+        target, settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
+    )
+    direct = None
+    if not target.is_sqlite:
+        direct = DirectPostgres(
+            dialect=autocommit.dialect,
+            url=target.url.render_as_string(hide_password=False),
+            connect_args=_postgres_connect_args(target, settings),
+            max_size=settings.db_pool_size + settings.db_max_overflow,
+            acquire_timeout=settings.db_pool_timeout,
+            recycle=float(settings.db_pool_recycle if settings.db_pool_recycle > 0 else 0),
+        )
     return Database(
         engine=_create_engine(target, settings, pool_size=TRANSACTIONAL_POOL_SIZE),
-        autocommit=_create_engine(
-            target, settings, isolation_level="AUTOCOMMIT", pool_reset_on_return=None
-        ),
+        autocommit=autocommit,
+        direct=direct,
     )
 
 
@@ -160,6 +188,19 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
 def _create_postgres_engine(
     target: DatabaseTarget, settings: Settings, **options: Any
 ) -> AsyncEngine:
+    kwargs: dict[str, Any] = {
+        "connect_args": _postgres_connect_args(target, settings),
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": settings.db_pool_recycle,
+        **options,
+    }
+    return create_async_engine(target.url, **kwargs)
+
+
+def _postgres_connect_args(target: DatabaseTarget, settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `asyncpg.connect`."""
     connect_args: dict[str, Any] = dict(target.connect_args)
     server_settings: dict[str, str] = dict(connect_args.pop("server_settings", {}))
     server_settings.setdefault("application_name", "todo-api")
@@ -182,15 +223,7 @@ def _create_postgres_engine(
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
         connect_args["prepared_statement_name_func"] = _unique_statement_name
-    kwargs: dict[str, Any] = {
-        "connect_args": connect_args,
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
-        "pool_timeout": settings.db_pool_timeout,
-        "pool_recycle": settings.db_pool_recycle,
-        **options,
-    }
-    return create_async_engine(target.url, **kwargs)
+    return connect_args
 
 
 def _unique_statement_name() -> str:

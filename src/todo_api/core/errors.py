@@ -176,6 +176,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
                 return True
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
         return True
+    if _unavailable_sqlstate(getattr(exc, "sqlstate", None)):
+        return True  # a driver error raised directly (the PostgreSQL fast path)
     return isinstance(exc, _DATABASE_UNAVAILABLE)
 
 

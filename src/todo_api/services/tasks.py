@@ -25,7 +25,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import RowMapping
 
 from todo_api.core.db import Database
 from todo_api.core.errors import TaskNotFound
@@ -46,7 +45,7 @@ COLUMNS = (
 NEWEST_FIRST = (tasks.c.created_at.desc(), tasks.c.id.desc())
 MAX_LIST_SIZE = 1000
 
-TaskRow = RowMapping
+TaskRow = Mapping[str, Any]
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
@@ -98,8 +97,7 @@ def _task_key(user_id: str, task_id: str) -> dict[str, Any]:
 
 async def list_tasks(db: Database, *, user_id: str) -> Sequence[TaskRow]:
     """The user's tasks, newest first."""
-    async with db.connect() as conn:
-        rows: Sequence[TaskRow] = (await conn.execute(_LIST, {"owner": user_id})).mappings().all()
+    rows: Sequence[TaskRow] = await db.fetch(_LIST, {"owner": user_id})
     return rows
 
 
@@ -118,9 +116,9 @@ async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRo
         "created_at": now,
         "updated_at": now,
     }
-    async with db.connect() as conn:
-        row: TaskRow = (await conn.execute(_CREATE, values)).mappings().one()
-    return row
+    [row] = await db.fetch(_CREATE, values)
+    created: TaskRow = row
+    return created
 
 
 async def update_task(db: Database, *, user_id: str, task_id: str, changes: TaskUpdate) -> TaskRow:
@@ -143,10 +141,7 @@ async def set_completed(
 
 
 async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
-    params = _task_key(user_id, task_id)
-    async with db.connect() as conn:
-        deleted = (await conn.execute(_DELETE, params)).first()
-    if deleted is None:
+    if not await db.fetch(_DELETE, _task_key(user_id, task_id)):
         raise TaskNotFound()
 
 
@@ -160,8 +155,8 @@ async def _apply_changes(
 
 async def _one_task(db: Database, stmt: Select[Any] | Update, params: dict[str, Any]) -> TaskRow:
     """Run a statement that yields at most the one task it names; not found when it yields none."""
-    async with db.connect() as conn:
-        row: TaskRow | None = (await conn.execute(stmt, params)).mappings().first()
-    if row is None:
+    rows = await db.fetch(stmt, params)
+    if not rows:
         raise TaskNotFound()
+    row: TaskRow = rows[0]
     return row

@@ -1,0 +1,103 @@
+"""The PostgreSQL hot path: SQLAlchemy Core statements, compiled once for asyncpg, run on an
+asyncpg pool of their own.
+
+SQLAlchemy still builds every statement, defines the types and runs the migrations; what this
+skips per request is its async pool and execution layer (greenlet hand-offs, cursor adaption,
+result wrapping), which measured at about 270 µs of a 780 µs request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+    defaults: Mapping[str, Any]
+    processors: Mapping[str, Callable[[Any], Any]]
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        for name in self.names:
+            value = params[name] if name in params else self.defaults[name]
+            processor = self.processors.get(name)
+            values.append(processor(value) if processor is not None else value)
+        return values
+
+
+class DirectPostgres:
+    def __init__(
+        self,
+        *,
+        dialect: Dialect,
+        url: str,
+        connect_args: Mapping[str, Any],
+        max_size: int,
+        acquire_timeout: float,
+        recycle: float,
+    ) -> None:
+        self._dialect = dialect
+        _, kwargs = dialect.create_connect_args(make_url(url))
+        self._connect_kwargs = {**kwargs, **connect_args}
+        self._max_size = max_size
+        self._acquire_timeout = acquire_timeout
+        self._recycle = recycle
+        self._pool: asyncpg.Pool | None = None
+        self._starting = asyncio.Lock()
+        self._compiled: dict[int, tuple[ClauseElement, _Compiled]] = {}
+
+    async def fetch(
+        self, stmt: ClauseElement, params: Mapping[str, Any]
+    ) -> Sequence[asyncpg.Record]:
+        compiled = self._compile(stmt)
+        pool = self._pool or await self._start()
+        async with pool.acquire(timeout=self._acquire_timeout) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *compiled.arguments(params))
+        return rows
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _compile(self, stmt: ClauseElement) -> _Compiled:
+        # Statements are module-level constants, so their identity is a stable cache key; the
+        # statement itself is kept alive alongside, so an id is never reused for another.
+        cached = self._compiled.get(id(stmt))
+        if cached is not None:
+            return cached[1]
+        compiled = stmt.compile(dialect=self._dialect)
+        if not isinstance(compiled, SQLCompiler):
+            raise TypeError(f"not a SQL statement: {stmt!r}")
+        names = tuple(compiled.positiontup or ())
+        processors = {}
+        for name in names:
+            processor = compiled.binds[name].type._cached_bind_processor(self._dialect)
+            if processor is not None:
+                processors[name] = processor
+        result = _Compiled(
+            sql=compiled.string, names=names, defaults=compiled.params, processors=processors
+        )
+        self._compiled[id(stmt)] = (stmt, result)
+        return result
+
+    async def _start(self) -> asyncpg.Pool:
+        async with self._starting:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    min_size=0,
+                    max_size=self._max_size,
+                    max_inactive_connection_lifetime=self._recycle,
+                    **self._connect_kwargs,
+                )
+        return self._pool
