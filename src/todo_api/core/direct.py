@@ -98,6 +98,12 @@ class DirectPostgres:
                     min_size=0,
                     max_size=self._max_size,
                     max_inactive_connection_lifetime=self._recycle,
+                    reset=_keep_session,
                     **self._connect_kwargs,
                 )
         return self._pool
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Skip asyncpg's RESET ALL/UNLISTEN round trip on every release: these statements change
+    no session state (asyncpg still rolls back a transaction left open)."""
