@@ -391,3 +391,19 @@ class TestExecutionPaths:
         )
 
         assert database.direct is None
+
+
+class TestDirectPathConnectArguments:
+    async def test_a_sqlalchemy_only_url_parameter_does_not_reach_asyncpg(self) -> None:
+        base = postgres_url()
+        if base is None:
+            pytest.skip(f"{POSTGRES_ENV} is not set")
+        url = f"{base}?prepared_statement_cache_size=50"
+        database = create_database(make_settings(database_url=url))
+        try:
+            assert database.direct is not None
+            rows = await database.direct.fetch(text("SELECT 1 AS one"), {})
+        finally:
+            await database.dispose()
+
+        assert [dict(row) for row in rows] == [{"one": 1}]

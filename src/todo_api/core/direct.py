@@ -48,6 +48,7 @@ class DirectPostgres:
     ) -> None:
         self._dialect = dialect
         _, kwargs = dialect.create_connect_args(make_url(url))
+        kwargs.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own, not asyncpg's
         self._connect_kwargs = {**kwargs, **connect_args}
         self._max_size = max_size
         self._acquire_timeout = acquire_timeout
