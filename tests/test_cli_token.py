@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.auth_support import (
     database_url,
 )
 from tests.conftest import make_settings
+from tests.processes import run_cli
 from todo_api.cli import EXIT_CONFIG, main
 from todo_api.core.config import Settings
 from todo_api.core.db import Database
@@ -33,15 +33,7 @@ from todo_api.core.db import Database
 def run_token(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the command with only PATH and `env`, in a directory without a `.env` file."""
     environment = {"PATH": os.environ.get("PATH", os.defpath), **env}
-    return subprocess.run(  # noqa: S603 - our own command line, with test-chosen arguments
-        [sys.executable, "-m", "todo_api.cli", "token", *args],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli("token", *args, cwd=tmp_path, env=environment)
 
 
 def printed_token(returncode: int, stdout: str, stderr: str) -> str:

@@ -9,42 +9,18 @@ accepted) and its stateful phase follows the links between operations.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import create_postgres_database, drop_postgres_database
+from tests.processes import serving
 
-STARTUP_TIMEOUT_S = 30
 CONTRACT_SEED = os.environ.get("CONTRACT_SEED", "20261126")
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_until_live(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"todo-api serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("todo-api serve did not start in time")
 
 
 CONTRACT_SECRET = "contract-test-secret-of-at-least-32-bytes"
@@ -67,23 +43,13 @@ async def served(
         url = f"sqlite+aiosqlite:///{workdir / 'todo.db'}"
     else:
         url = await create_postgres_database(pg_name)
-    port = _free_port()
     env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "RATE_LIMIT": "0"}
     if auth_mode == "authenticated":
         env["AUTH_JWT_SECRET"] = CONTRACT_SECRET
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [sys.executable, "-m", "todo_api.cli", "serve", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_live(base_url, process)
-        yield base_url
+        with serving(cwd=workdir, env=env) as base_url:
+            yield base_url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
         if backend == "postgresql":
             await drop_postgres_database(pg_name)
 

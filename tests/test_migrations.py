@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
+from tests.processes import run_cli
 from todo_api.cli import EXIT_DATABASE
 from todo_api.core.db import Database, create_database
 from todo_api.core.migrate import current_revision, downgrade, head_revision, upgrade
@@ -230,15 +230,7 @@ class TestMigrateCommand:
     def test_migrate_creates_the_schema_in_a_new_sqlite_file(self, tmp_path: Path) -> None:
         path = tmp_path / "cli.db"
 
-        result = subprocess.run(
-            [sys.executable, "-m", "todo_api.cli", "migrate"],
-            cwd=tmp_path,
-            env=cli_env(f"sqlite+aiosqlite:///{path}"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_cli("migrate", cwd=tmp_path, env=cli_env(f"sqlite+aiosqlite:///{path}"))
 
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr
@@ -254,15 +246,7 @@ class TestMigrateCommand:
     def test_migrate_with_an_unreachable_database_exits_with_one_line(self, tmp_path: Path) -> None:
         url = f"sqlite+aiosqlite:///{tmp_path}/missing-dir/cli.db"
 
-        result = subprocess.run(
-            [sys.executable, "-m", "todo_api.cli", "migrate"],
-            cwd=tmp_path,
-            env=cli_env(url),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_cli("migrate", cwd=tmp_path, env=cli_env(url))
 
         assert result.returncode == EXIT_DATABASE
         assert "Traceback" not in result.stderr

@@ -7,8 +7,6 @@ nothing changed. JWKS-based providers are served by a real HTTP server on localh
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -50,6 +48,7 @@ from tests.auth_support import (
 )
 from tests.conftest import make_settings
 from tests.factories import assert_problem
+from tests.processes import run_cli
 from todo_api.core.db import Database
 
 Serve = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -554,15 +553,7 @@ class TestProductionMode:
         env = {"PATH": os.environ.get("PATH", os.defpath), "ENVIRONMENT": "production"}
         env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
 
-        result = subprocess.run(
-            [sys.executable, "-m", "todo_api.cli", "serve", "--port", "1"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_cli("serve", "--port", "1", cwd=tmp_path, env=env)
 
         assert result.returncode == 2
         assert result.stdout == ""

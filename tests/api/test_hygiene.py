@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from tests.auth_support import (
 )
 from tests.conftest import make_settings
 from tests.factories import assert_problem
+from tests.processes import serving
 from todo_api.core.db import Database
 
 LIMIT = 1024  # the smallest MAX_BODY_SIZE the settings allow
@@ -265,47 +262,18 @@ class TestResponseHeaders:
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`todo-api serve` for real (uvicorn, migrations, SQLite), on a free local port."""
     tmp_path: Path = tmp_path_factory.mktemp("served")
-    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", os.defpath),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}",
         "AUTH_JWT_SECRET": SECRET,
         "LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "todo_api.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "todo-api serve exited early"
-            try:
-                if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "todo-api serve did not start in 30 s"
-            time.sleep(0.1)
+    with serving(cwd=tmp_path, env=env) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class TestServedHeaders:

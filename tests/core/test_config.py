@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from pydantic import AliasChoices
 
+from tests.processes import run_cli
 from todo_api.cli import EXIT_CONFIG
 from todo_api.core.config import ConfigurationError, Settings, load_settings
 
@@ -254,15 +253,7 @@ class TestCommandLineConfigurationError:
             DB_POOL_SIZE="0", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'never-created.db'}"
         )
 
-        result = subprocess.run(
-            [sys.executable, "-m", "todo_api.cli", "migrate"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_cli("migrate", cwd=tmp_path, env=env)
 
         assert result.returncode == EXIT_CONFIG
         assert "Traceback" not in result.stderr

@@ -10,7 +10,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from todo_api.core.config import Settings
 from todo_api.core.db import Database
 from todo_api.core.guard import Guard
 from todo_api.models.task import USER_ID_MAX_LENGTH
@@ -44,14 +43,7 @@ async def authorize_bearer(
     return await authorize(request)
 
 
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CurrentUser = Annotated[str | None, Depends(authorize)]
 
 _user_id = re.compile(USER_ID_PATTERN)
 

@@ -75,13 +75,7 @@ BODY_TOO_LARGE_KEY = "todo_api.body_too_large"
 
 
 def body_too_large_response(path: str, limit: int) -> Response:
-    return problem_response(
-        path,
-        status=BodyTooLarge.status,
-        type_=BodyTooLarge.type,
-        title=BodyTooLarge.title,
-        detail=f"The request body is larger than {limit} bytes.",
-    )
+    return app_error_response(path, BodyTooLarge(f"The request body is larger than {limit} bytes."))
 
 
 class DatabaseUnavailable(ServiceUnavailable):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,8 +14,8 @@ _OPTIONS = orjson.OPT_UTC_Z
 
 
 def _fallback(value: Any) -> str:
-    # asyncpg returns its own UUID class (not a uuid.UUID subclass orjson knows).
-    if type(value).__name__ == "UUID":
+    # asyncpg returns its own subclass of uuid.UUID, which orjson does not serialise itself.
+    if isinstance(value, uuid.UUID):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
