@@ -50,6 +50,7 @@ from tests.conftest import make_settings
 from tests.factories import assert_problem
 from tests.processes import run_cli
 from todo_api.core.db import Database
+from todo_api.main import create_app, require_guard
 
 Serve = Callable[..., Awaitable[httpx.AsyncClient]]
 
@@ -562,3 +563,18 @@ class TestProductionMode:
             "set AUTH_JWT_SECRET (or BETTER_AUTH_SECRET) or AUTH_JWKS_URL"
         ]
         assert not (tmp_path / "todo.db").exists()
+
+
+class TestEveryApiRouteIsGuarded:
+    async def test_a_route_that_skips_the_guard_is_refused_at_startup(self) -> None:
+        application = create_app(make_settings(**HS_CONFIG))
+        try:
+
+            @application.get("/api/{user_id}/export")
+            async def export(user_id: str) -> dict[str, str]:
+                return {"user_id": user_id}
+
+            with pytest.raises(RuntimeError, match=r"/api/\{user_id\}/export"):
+                require_guard(application)
+        finally:
+            await close_app(application)

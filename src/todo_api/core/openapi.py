@@ -7,9 +7,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from todo_api.core.errors import GUARDED_PREFIX
 from todo_api.schemas.problem import Problem
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A JWT from the identity provider (or `todo-api token USER_ID` in development).",
+}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -31,8 +38,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     # Validation failures are answered with 400 problem+json, never FastAPI's default 422.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    for path_item in document.get("paths", {}).values():
+    # The guard runs inside a dependency of its own, so the bearer scheme is declared here.
+    auth_enabled = app.state.settings.auth_enabled
+    if auth_enabled:
+        document["components"]["securitySchemes"] = {"HTTPBearer": BEARER_SCHEME}
+    for path, path_item in document.get("paths", {}).items():
         for operation in path_item.values():
             operation.get("responses", {}).pop("422", None)
+            if auth_enabled and path.startswith(GUARDED_PREFIX):
+                operation["security"] = [{"HTTPBearer": []}]
     app.openapi_schema = document
     return document

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, status
 from starlette.responses import Response
 
 from todo_api.api import responses
-from todo_api.api.deps import DatabaseDep, TaskID, UserID
+from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
 from todo_api.core.responses import row_response, rows_response
 from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
 from todo_api.services import tasks as service
@@ -35,7 +35,7 @@ _CREATED: dict[int | str, dict[str, Any]] = {
     responses=responses.COMMON,
     summary="List a user's tasks",
 )
-async def list_tasks(db: DatabaseDep, user_id: UserID) -> Response:
+async def list_tasks(db: AdmittedDatabase, user_id: UserID) -> Response:
     """The user's tasks, newest first (an unknown user has none)."""
     rows = await service.list_tasks(db, user_id=user_id)
     return rows_response(rows)
@@ -48,7 +48,7 @@ async def list_tasks(db: DatabaseDep, user_id: UserID) -> Response:
     responses={**responses.COMMON, **responses.BODY, **_CREATED},
     summary="Create a task",
 )
-async def create_task(db: DatabaseDep, user_id: UserID, data: TaskCreate) -> Response:
+async def create_task(db: AdmittedDatabase, user_id: UserID, data: TaskCreate) -> Response:
     """Create a task; the response's `Location` header is its URL."""
     row = await service.create_task(db, user_id=user_id, data=data)
     location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
@@ -61,7 +61,7 @@ async def create_task(db: DatabaseDep, user_id: UserID, data: TaskCreate) -> Res
     responses=responses.WITH_TASK,
     summary="Get a task",
 )
-async def get_task(db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
+async def get_task(db: AdmittedDatabase, user_id: UserID, task_id: TaskID) -> Response:
     """One task of the user."""
     row = await service.get_task(db, user_id=user_id, task_id=task_id)
     return row_response(row)
@@ -74,7 +74,7 @@ async def get_task(db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Respons
     summary="Update a task",
 )
 async def replace_task(
-    db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """Change the fields sent; omitted fields keep their value, `description: null` clears it."""
     row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
@@ -88,7 +88,7 @@ async def replace_task(
     summary="Patch a task",
 )
 async def patch_task(
-    db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
     row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
@@ -102,7 +102,7 @@ async def patch_task(
     summary="Toggle or set completion",
 )
 async def complete_task(
-    db: DatabaseDep,
+    db: AdmittedDatabase,
     user_id: UserID,
     task_id: TaskID,
     body: Annotated[TaskCompletion | None, Body()] = None,
@@ -120,7 +120,7 @@ async def complete_task(
     responses={**responses.WITH_TASK, 204: {"description": "The task was deleted."}},
     summary="Delete a task",
 )
-async def delete_task(db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
+async def delete_task(db: AdmittedDatabase, user_id: UserID, task_id: TaskID) -> Response:
     """Delete a task for good."""
     await service.delete_task(db, user_id=user_id, task_id=task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
