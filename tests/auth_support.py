@@ -396,9 +396,10 @@ class Operation:
     path: str  # with {user_id} and, for one task, {task_id}
     body: JSON | None
     success: int
+    query: str = ""
 
     def url(self, user_id: str, task_id: str) -> str:
-        return self.path.format(user_id=user_id, task_id=task_id)
+        return self.path.format(user_id=user_id, task_id=task_id) + self.query
 
     async def send(
         self,
@@ -422,5 +423,7 @@ OPERATIONS = [
     Operation("patch", "PATCH", _TASK, {"title": "Patched", "description": None}, 200),
     Operation("complete", "PATCH", _TASK + "/complete", {"completed": True}, 200),
     Operation("delete", "DELETE", _TASK, None, 204),
+    Operation("stats", "GET", _TASKS + "/stats", None, 200),
+    Operation("clear-completed", "DELETE", _TASKS, None, 200, "?completed=true"),
 ]
 OPERATION_IDS = [operation.name for operation in OPERATIONS]

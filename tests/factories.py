@@ -6,6 +6,10 @@ from typing import Any
 
 import httpx
 
+from todo_api.core.db import Database
+from todo_api.schemas.listing import TaskListQuery
+from todo_api.services import listing
+
 JSON = dict[str, Any]
 
 
@@ -39,3 +43,9 @@ def assert_problem(
     if fields is not None:
         assert sorted(error["field"] for error in body["errors"]) == sorted(fields)
     return body
+
+
+async def stored_tasks(db: Database, user_id: str) -> list[Any]:
+    """A user's tasks as the service lists them by default (newest first), at most 500."""
+    page = await listing.list_tasks(db, user_id=user_id, query=TaskListQuery(limit=500))
+    return list(page.rows)

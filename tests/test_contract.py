@@ -13,7 +13,10 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from tests.conftest import create_postgres_database, drop_postgres_database
@@ -65,7 +68,8 @@ def test_server_honours_its_openapi_document(served: str, auth_mode: str, tmp_pa
     command = [
         str(schemathesis),
         "run",
-        f"{served}/openapi.json",
+        str(_document_without_cursors(served, tmp_path)),
+        f"--url={served}",
         "--checks=all",
         "--max-examples=40",
         "--workers=1",
@@ -83,6 +87,21 @@ def test_server_honours_its_openapi_document(served: str, auth_mode: str, tmp_pa
 
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout
+
+
+def _document_without_cursors(served: str, directory: Path) -> Path:
+    """The served document, minus the `cursor` query parameter: cursors are opaque values only
+    the server issues, so any generated one is rightly refused with 400. Cursor round trips,
+    tampering and reuse with other filters have tests of their own."""
+    document: dict[str, Any] = httpx.get(f"{served}/openapi.json", timeout=10).json()
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            operation["parameters"] = [
+                p for p in operation.get("parameters", []) if p["name"] != "cursor"
+            ]
+    path = directory / "openapi.json"
+    path.write_bytes(orjson.dumps(document))
+    return path
 
 
 def _run(command: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

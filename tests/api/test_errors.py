@@ -64,13 +64,13 @@ class TestMethodNotAllowed:
     @pytest.mark.parametrize(
         ("method", "path", "allowed"),
         [
-            ("DELETE", "/api/alice/tasks", {"GET", "POST"}),
-            ("PUT", "/api/alice/tasks", {"GET", "POST"}),
+            ("PATCH", "/api/alice/tasks", {"GET", "POST", "DELETE"}),
+            ("PUT", "/api/alice/tasks", {"GET", "POST", "DELETE"}),
             ("POST", f"/api/alice/tasks/{SOME_TASK_ID}", {"GET", "PUT", "PATCH", "DELETE"}),
             ("GET", f"/api/alice/tasks/{SOME_TASK_ID}/complete", {"PATCH"}),
             ("DELETE", "/health", {"GET"}),
         ],
-        ids=["delete-collection", "put-collection", "post-task", "get-complete", "delete-health"],
+        ids=["patch-collection", "put-collection", "post-task", "get-complete", "delete-health"],
     )
     async def test_wrong_method_is_a_problem_listing_the_allowed_ones(
         self, client: httpx.AsyncClient, method: str, path: str, allowed: set[str]
@@ -82,14 +82,15 @@ class TestMethodNotAllowed:
         assert problem["type"] == "/problems/method-not-allowed"
         assert allowed_methods(response) == allowed
 
-    async def test_delete_on_the_collection_deletes_nothing(
+    async def test_delete_on_the_collection_without_the_filter_deletes_nothing(
         self, client: httpx.AsyncClient
     ) -> None:
-        task = await create_task(client)
+        task = await create_task(client, completed=True)
 
         response = await client.delete("/api/alice/tasks")
 
-        assert_problem(response, 405)
+        problem = assert_problem(response, 400)
+        assert [error["field"] for error in problem["errors"]] == ["completed"]
         assert (await client.get("/api/alice/tasks")).json() == [task]
 
 
@@ -233,7 +234,7 @@ class TestRequestId:
         [
             ("POST", "/api/alice/tasks", {"json": {"title": ""}}, 400),
             ("GET", "/api/alice/tasks/not-a-uuid", {}, 404),
-            ("DELETE", "/api/alice/tasks", {}, 405),
+            ("PUT", "/api/alice/tasks", {}, 405),
             (
                 "POST",
                 "/api/alice/tasks",

@@ -15,6 +15,7 @@ TASK_REF = "#/components/schemas/TaskPublic"
 LIST = "/api/{user_id}/tasks"
 ITEM = "/api/{user_id}/tasks/{task_id}"
 COMPLETE = "/api/{user_id}/tasks/{task_id}/complete"
+STATS = "/api/{user_id}/tasks/stats"
 
 # Every /api operation, with its success status and the request body schema it takes (if any).
 API_OPERATIONS: dict[tuple[str, str], tuple[str, str | None]] = {
@@ -25,6 +26,8 @@ API_OPERATIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("patch", ITEM): ("200", "TaskUpdate"),
     ("delete", ITEM): ("204", None),
     ("patch", COMPLETE): ("200", "TaskCompletion"),
+    ("delete", LIST): ("200", None),
+    ("get", STATS): ("200", None),
 }
 OPERATION_IDS = [f"{method.upper()} {path}" for method, path in API_OPERATIONS]
 

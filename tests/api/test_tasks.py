@@ -13,7 +13,19 @@ import pytest
 from tests.factories import assert_problem, create_task
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
+TASK_FIELDS = {
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_at",
+    "tags",
+    "completed_at",
+    "created_at",
+    "updated_at",
+}
 
 
 def parse_ts(value: str) -> datetime:

@@ -21,12 +21,13 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
+from tests.factories import stored_tasks
 from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.migrate import upgrade
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate
-from todo_api.services.tasks import create_task, get_task, list_tasks, set_completed
+from todo_api.services.tasks import create_task, get_task, set_completed
 
 tasks_table = Task.__table__  # type: ignore[attr-defined]
 
@@ -115,7 +116,7 @@ class TestSqliteConnection:
         titles = await asyncio.gather(*(create(n) for n in range(20)))
 
         assert sorted(titles) == sorted(f"Task {n}" for n in range(20))
-        stored = await list_tasks(sqlite_db, user_id="alice")
+        stored = await stored_tasks(sqlite_db, "alice")
         assert sorted(row["title"] for row in stored) == sorted(titles)
 
     async def test_in_memory_database_is_shared_by_every_connection(self) -> None:
@@ -123,7 +124,7 @@ class TestSqliteConnection:
         try:
             await upgrade(database.engine)
             await create_task(database, user_id="alice", data=TaskCreate(title="Kept"))
-            stored = await list_tasks(database, user_id="alice")
+            stored = await stored_tasks(database, "alice")
         finally:
             await database.dispose()
 
@@ -179,7 +180,7 @@ class TestTimestamps:
         await conn.execute(stmt)
         await conn.commit()
 
-        [row] = await list_tasks(db, user_id="alice")
+        [row] = await stored_tasks(db, "alice")
 
         assert row["created_at"] == datetime(2026, 3, 1, 6, 30, 0, 123456, tzinfo=UTC)
         assert row["created_at"].tzinfo == UTC
@@ -199,7 +200,7 @@ class TestTimestamps:
             await conn.execute(stmt)
         await conn.rollback()
 
-        assert await list_tasks(db, user_id="alice") == []
+        assert await stored_tasks(db, "alice") == []
 
 
 class TestPoolerDetection:
@@ -322,7 +323,7 @@ class TestPostgresConnection:
                     )
                 )
                 await conn.close()  # no commit: a transaction would roll back here
-            stored = await list_tasks(database, user_id="direct")
+            stored = await stored_tasks(database, "direct")
         finally:
             await database.dispose()
             await drop_postgres_database(name)
@@ -344,7 +345,7 @@ class TestPostgresConnection:
             toggled = await set_completed(
                 database, user_id="pooled", task_id=str(created["id"]), completed=None
             )
-            stored = await list_tasks(database, user_id="pooled")
+            stored = await stored_tasks(database, "pooled")
         finally:
             await database.dispose()
             await drop_postgres_database(name)

@@ -7,19 +7,20 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.factories import stored_tasks
 from todo_api.core.db import Database
 from todo_api.core.errors import TaskNotFound
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate, TaskUpdate
 from todo_api.services.tasks import (
+    COLUMNS,
     TaskRow,
     create_task,
     delete_task,
     get_task,
-    list_tasks,
     set_completed,
     update_task,
 )
@@ -57,7 +58,7 @@ class TestCreateTask:
 
         async with db.connect() as other:
             stored = (
-                (await other.execute(tasks_table.select().where(tasks_table.c.id == row["id"])))
+                (await other.execute(select(*COLUMNS).where(tasks_table.c.id == row["id"])))
                 .mappings()
                 .one()
             )
@@ -89,14 +90,14 @@ class TestListTasks:
     async def test_unknown_user_has_no_tasks(self, db: Database) -> None:
         await new_task(db, user_id="bob")
 
-        assert await list_tasks(db, user_id="alice") == []
+        assert await stored_tasks(db, "alice") == []
 
     async def test_lists_only_the_users_tasks_newest_first(self, db: Database) -> None:
         for title in ("first", "second", "third"):
             await new_task(db, title=title)
         await new_task(db, user_id="bob", title="not alice's")
 
-        rows = await list_tasks(db, user_id="alice")
+        rows = await stored_tasks(db, "alice")
 
         assert [row["title"] for row in rows] == ["third", "second", "first"]
         assert {row["user_id"] for row in rows} == {"alice"}
@@ -122,7 +123,7 @@ class TestListTasks:
         )
         await conn.commit()
 
-        rows = await list_tasks(db, user_id="alice")
+        rows = await stored_tasks(db, "alice")
 
         assert [row["id"] for row in rows] == sorted(ids, reverse=True)
 
@@ -230,7 +231,7 @@ class TestDeleteTask:
 
         with pytest.raises(TaskNotFound):
             await get_task(db, user_id="alice", task_id=str(created["id"]))
-        assert [row["id"] for row in await list_tasks(db, user_id="alice")] == [kept["id"]]
+        assert [row["id"] for row in await stored_tasks(db, "alice")] == [kept["id"]]
 
     async def test_deleting_twice_is_not_found(self, db: Database) -> None:
         created = await new_task(db)

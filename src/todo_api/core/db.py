@@ -18,7 +18,12 @@ from sqlalchemy.pool import StaticPool
 from todo_api.core.config import Settings
 from todo_api.core.dburl import DatabaseTarget
 from todo_api.core.direct import DirectPostgres
-from todo_api.models.types import SQLITE_NEXT_TIMESTAMP, sqlite_next_timestamp
+from todo_api.models.types import (
+    SQLITE_FOLD,
+    SQLITE_NEXT_TIMESTAMP,
+    sqlite_fold,
+    sqlite_next_timestamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +73,14 @@ class Database:
             return await self.direct.fetch(stmt, params)
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
+
+    async def execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
+        """Run one self-contained statement that returns no rows; how many rows it touched."""
+        if self.direct is not None:
+            return await self.direct.execute(stmt, params)
+        async with self.connect() as conn:
+            count: int = (await conn.execute(stmt, params)).rowcount
+            return count
 
     async def ping(self) -> None:
         """Run a trivial query; raises when the database cannot be reached."""
@@ -183,6 +196,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     finally:
         cursor.close()
     dbapi_connection.create_function(SQLITE_NEXT_TIMESTAMP, 1, sqlite_next_timestamp)
+    dbapi_connection.create_function(SQLITE_FOLD, 1, sqlite_fold, deterministic=True)
 
 
 def _create_postgres_engine(

@@ -9,6 +9,7 @@ result wrapping), which measured at about 270 µs of a 780 µs request.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,8 @@ import asyncpg
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+COMPILED_CACHE_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class DirectPostgres:
         self._recycle = recycle
         self._pool: asyncpg.Pool | None = None
         self._starting = asyncio.Lock()
-        self._compiled: dict[int, tuple[ClauseElement, _Compiled]] = {}
+        self._compiled: OrderedDict[int, tuple[ClauseElement, _Compiled]] = OrderedDict()
 
     async def fetch(
         self, stmt: ClauseElement, params: Mapping[str, Any]
@@ -72,16 +75,31 @@ class DirectPostgres:
             await pool.release(conn)
         return rows
 
+    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
+        """Run a statement that returns no rows; the number of rows it touched."""
+        compiled = self._compile(stmt)
+        pool = self._pool or await self._start()
+        async with asyncio.timeout(self._acquire_timeout):
+            conn = await pool.acquire()
+        try:
+            status: str = await conn.execute(compiled.sql, *compiled.arguments(params))
+        finally:
+            await pool.release(conn)
+        # The command tag, e.g. "DELETE 3".
+        return int(status.rsplit(" ", 1)[-1])
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
 
     def _compile(self, stmt: ClauseElement) -> _Compiled:
-        # Statements are module-level constants, so their identity is a stable cache key; the
-        # statement itself is kept alive alongside, so an id is never reused for another.
+        # Statements are built once (module constants, or cached per shape), so their identity is
+        # a stable cache key; the statement itself is kept alive alongside, so an id is never
+        # reused for another. The least recently used entries go beyond a bound.
         cached = self._compiled.get(id(stmt))
         if cached is not None:
+            self._compiled.move_to_end(id(stmt))
             return cached[1]
         compiled = stmt.compile(dialect=self._dialect)
         if not isinstance(compiled, SQLCompiler):
@@ -96,6 +114,8 @@ class DirectPostgres:
             sql=compiled.string, names=names, defaults=compiled.params, processors=processors
         )
         self._compiled[id(stmt)] = (stmt, result)
+        if len(self._compiled) > COMPILED_CACHE_SIZE:
+            self._compiled.popitem(last=False)
         return result
 
     async def _start(self) -> asyncpg.Pool:

@@ -40,6 +40,19 @@ class AppError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail
         self.headers = dict(headers or {})
+        self.errors: list[dict[str, str]] | None = None
+
+
+class InvalidParameter(AppError):
+    """A request value the service itself found invalid: the same 400 as a validation failure."""
+
+    status = 400
+    type = "/problems/validation-error"
+    title = "Invalid request"
+
+    def __init__(self, field: str, message: str, *, type_: str) -> None:
+        super().__init__("1 field is invalid")
+        self.errors = [{"field": field, "message": message, "type": type_}]
 
 
 class NotFound(AppError):
@@ -125,6 +138,7 @@ def app_error_response(path: str, exc: AppError) -> Response:
         type_=exc.type,
         title=exc.title,
         detail=exc.detail,
+        errors=exc.errors,
         headers=exc.headers,
     )
 

@@ -40,5 +40,11 @@ def row_response(
     )
 
 
-def rows_response(rows: Sequence[Mapping[Any, Any]]) -> Response:
-    return Response(json_bytes([dict(row) for row in rows]), media_type="application/json")
+def rows_response(
+    rows: Sequence[Mapping[Any, Any]], *, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        json_bytes([dict(row) for row in rows]),
+        headers=dict(headers or {}),
+        media_type="application/json",
+    )

@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from todo_api.core.migrate import MIGRATION_LOCK_KEY
+from todo_api.core.migrate import MIGRATION_LOCK_KEY, include_name
 from todo_api.models import metadata
 
 config = context.config
@@ -21,6 +21,7 @@ def run_migrations(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import Column, Index, String
+from sqlalchemy import CheckConstraint, Column, Index, SmallInteger, String, text
 from sqlmodel import Field, SQLModel
 
-from todo_api.models.types import UTCDateTime
+from todo_api.models.types import TagList, UTCDateTime, due_sort_key
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
 USER_ID_MAX_LENGTH = 255
+MAX_TAGS = 20
+
+# Priorities are stored as small integers, so "high > medium > low" is the column's own order.
+PRIORITY_RANKS = {"low": 1, "medium": 2, "high": 3}
+PRIORITY_NAMES = {rank: name for name, rank in PRIORITY_RANKS.items()}
+DEFAULT_PRIORITY: Final = "medium"
+
+
+def _no_tags() -> list[str]:
+    return []
 
 
 class TaskBase(SQLModel):
@@ -27,6 +38,7 @@ class Task(TaskBase, table=True):
     """A user's task. Every query is scoped by `user_id`, so the indexes lead with it."""
 
     __tablename__ = "tasks"
+    __table_args__ = (CheckConstraint("priority BETWEEN 1 AND 3", name="priority_rank"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: str = Field(sa_column=Column(String(USER_ID_MAX_LENGTH), nullable=False))
@@ -34,14 +46,47 @@ class Task(TaskBase, table=True):
     description: str | None = Field(
         default=None, sa_column=Column(String(DESCRIPTION_MAX_LENGTH), nullable=True)
     )
+    priority: int = Field(
+        sa_column=Column(
+            SmallInteger,
+            nullable=False,
+            server_default=text(str(PRIORITY_RANKS[DEFAULT_PRIORITY])),
+        )
+    )
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # `tags` as the client gave them; `tag_keys` case-folded, for case-insensitive filtering.
+    tags: list[str] = Field(sa_column=Column(TagList(), nullable=False, default=_no_tags))
+    tag_keys: list[str] = Field(sa_column=Column(TagList(), nullable=False, default=_no_tags))
+    completed_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-# Serves the default listing (newest first, id breaking ties) as an index scan per user.
+_columns = Task.__table__.c  # type: ignore[attr-defined]
+
+# One index per sort order, each leading with the owner and ending with the id that breaks ties,
+# so every listing (either direction: indexes are read backwards too) is an index scan of the
+# user's rows that stops after one page.
 Index(
     "ix_tasks_user_id_created_at_id",
-    Task.__table__.c.user_id,  # type: ignore[attr-defined]
-    Task.__table__.c.created_at.desc(),  # type: ignore[attr-defined]
-    Task.__table__.c.id.desc(),  # type: ignore[attr-defined]
+    _columns.user_id,
+    _columns.created_at.desc(),
+    _columns.id.desc(),
+)
+Index("ix_tasks_user_id_updated_at_id", _columns.user_id, _columns.updated_at, _columns.id)
+Index("ix_tasks_user_id_priority_id", _columns.user_id, _columns.priority, _columns.id)
+Index("ix_tasks_user_id_title_id", _columns.user_id, _columns.title, _columns.id)
+Index(
+    "ix_tasks_user_id_due_asc_id",
+    _columns.user_id,
+    due_sort_key(_columns.due_at, ascending=True),
+    _columns.id,
+)
+Index(
+    "ix_tasks_user_id_due_desc_id",
+    _columns.user_id,
+    due_sort_key(_columns.due_at, ascending=False),
+    _columns.id,
 )

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime, String
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -75,3 +77,68 @@ def sqlite_next_timestamp(previous: str | None) -> str:
         floor = datetime.fromisoformat(previous) + timedelta(microseconds=1)
         now = max(now, floor)
     return now.isoformat(sep=" ", timespec="microseconds")
+
+
+TAG_MAX_LENGTH = 50
+
+
+class TagList(TypeDecorator[list[str]]):
+    """A list of strings: `varchar[]` on PostgreSQL (so `@>` can test containment), a JSON array
+    on SQLite. Always a list in Python, never None."""
+
+    impl = JSON()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(String(TAG_MAX_LENGTH)))
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> list[str]:  # noqa: ARG002
+        return list(value or ())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[str]:  # noqa: ARG002
+        return list(value or ())
+
+
+# Sort keys that put tasks without a due date last in either direction: an ascending listing
+# treats a missing date as the latest instant, a descending one as the earliest. The same
+# expressions are indexed, so each order is an index scan.
+_DUE_SENTINELS = {
+    ("postgresql", True): "'infinity'::timestamptz",
+    ("postgresql", False): "'-infinity'::timestamptz",
+    ("sqlite", True): "'9999-12-31 23:59:59.999999'",
+    ("sqlite", False): "'0001-01-01 00:00:00.000000'",
+}
+
+
+class due_sort_key(FunctionElement[datetime]):
+    """`COALESCE(due, <sentinel>)`: the due date as a sort key, missing dates last."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "due_sort_key"
+
+    def __init__(self, due: Any, *, ascending: bool) -> None:
+        super().__init__(due)
+        self.ascending = ascending
+
+    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own convention
+        *FunctionElement._traverse_internals,
+        ("ascending", InternalTraversal.dp_boolean),
+    ]
+
+
+@compiles(due_sort_key)
+def _due_sort_key(element: due_sort_key, compiler: SQLCompiler, **kw: Any) -> str:
+    dialect = "sqlite" if compiler.dialect.name == "sqlite" else "postgresql"
+    sentinel = _DUE_SENTINELS[(dialect, element.ascending)]
+    return f"COALESCE({compiler.process(element.clauses, **kw)}, {sentinel})"
+
+
+SQLITE_FOLD = "todo_fold"
+
+
+def sqlite_fold(value: str | None) -> str | None:
+    """Case folding for SQLite, whose own `lower()` and `LIKE` only fold ASCII."""
+    return None if value is None else value.casefold()

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlmodel import SQLModel
 
-from todo_api.models.task import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, TaskBase
+from todo_api.models.task import (
+    DEFAULT_PRIORITY,
+    DESCRIPTION_MAX_LENGTH,
+    MAX_TAGS,
+    TITLE_MAX_LENGTH,
+    TaskBase,
+)
+from todo_api.models.types import TAG_MAX_LENGTH
 
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
@@ -21,25 +36,36 @@ _DESCRIPTION_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
 # Lone surrogates cannot be stored as UTF-8; JSON can smuggle them in as `\\ud800` escapes.
 _SURROGATE = "\\ud800-\\udfff"
 
-TITLE_PATTERN = (
-    f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}]"
-    f"(?:[^{_CONTROL}]{{0,{TITLE_MAX_LENGTH - 2}}}[^{_SPACE}{_CONTROL}])?[{_SPACE}]*$"
-)
+
+def _trimmed_pattern(max_length: int) -> str:
+    """JSON Schema pattern of a line of text: 1-`max_length` characters once trimmed."""
+    return (
+        f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}]"
+        f"(?:[^{_CONTROL}]{{0,{max_length - 2}}}[^{_SPACE}{_CONTROL}])?[{_SPACE}]*$"
+    )
+
+
+TITLE_PATTERN = _trimmed_pattern(TITLE_MAX_LENGTH)
 DESCRIPTION_PATTERN = f"^[^{_DESCRIPTION_CONTROL}]*$"
 
-_title_control = re.compile(f"[{_CONTROL}{_SURROGATE}]")
+_line_control = re.compile(f"[{_CONTROL}{_SURROGATE}]")
 _description_control = re.compile(f"[{_DESCRIPTION_CONTROL}{_SURROGATE}]")
 _edge_space = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
 
 
-def _check_title(value: str) -> str:
-    if _title_control.search(value):
+def _trimmed(value: str, max_length: int) -> str:
+    """A line of text trimmed of surrounding whitespace: no control characters, 1-max_length."""
+    if _line_control.search(value):
         raise PydanticCustomError("control_character", "must not contain control characters")
     value = _edge_space.sub("", value)
-    if not 1 <= len(value) <= TITLE_MAX_LENGTH:
+    if not 1 <= len(value) <= max_length:
         kind = "string_too_short" if not value else "string_too_long"
-        raise PydanticCustomError(kind, f"must be 1-{TITLE_MAX_LENGTH} characters after trimming")
+        raise PydanticCustomError(kind, f"must be 1-{max_length} characters after trimming")
     return value
+
+
+def _check_title(value: str) -> str:
+    return _trimmed(value, TITLE_MAX_LENGTH)
 
 
 def _check_description(value: str) -> str:
@@ -74,6 +100,87 @@ Description = Annotated[
     ),
 ]
 Completed = Annotated[StrictBool, Field(description="Whether the task is done.", examples=[False])]
+PriorityName = Literal["low", "medium", "high"]
+Priority = Annotated[
+    PriorityName,
+    Field(description="`high` > `medium` > `low`.", examples=["high"]),
+]
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_means_midnight_utc(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        if _DATE_ONLY.fullmatch(value):
+            return f"{value}T00:00:00Z"
+        if _DATE_AND_TIME.match(value):
+            return value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    raise PydanticCustomError("timestamp_type", "must be an RFC 3339 timestamp or a date")
+
+
+def _in_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_date_means_midnight_utc),
+    AfterValidator(_in_utc),
+    Field(
+        description="An RFC 3339 timestamp with an offset, or a date (`2026-12-01`: the start of "
+        "that day in UTC). A timestamp without an offset is refused.",
+        examples=["2026-12-01T17:00:00Z"],
+    ),
+]
+
+
+def _check_tag(value: str) -> str:
+    return _trimmed(value, TAG_MAX_LENGTH)
+
+
+TAG_PATTERN = _trimmed_pattern(TAG_MAX_LENGTH)
+Tag = Annotated[
+    StrictStr,
+    AfterValidator(_check_tag),
+    Field(json_schema_extra={"pattern": TAG_PATTERN}, examples=["errands"]),
+]
+
+
+def tag_key(tag: str) -> str:
+    """How tags compare: case-insensitively."""
+    return tag.casefold()
+
+
+def _distinct_tags(tags: list[str] | None) -> list[str]:
+    tags = tags or []
+    seen: set[str] = set()
+    for tag in tags:
+        key = tag_key(tag)
+        if key in seen:
+            raise PydanticCustomError(
+                "duplicate_tag",
+                "tags must be distinct (compared case-insensitively); '{tag}' repeats",
+                {"tag": tag},
+            )
+        seen.add(key)
+    return tags
+
+
+Tags = Annotated[
+    list[Tag] | None,
+    Field(
+        max_length=MAX_TAGS,
+        description=f"0-{MAX_TAGS} distinct tags of 1-{TAG_MAX_LENGTH} characters, compared "
+        "case-insensitively and kept in the order given; null means none.",
+        examples=[["errands", "home"]],
+        json_schema_extra={"uniqueItems": True},
+    ),
+    AfterValidator(_distinct_tags),
+]
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:
@@ -90,6 +197,16 @@ class TaskCreate(TaskBase):
     title: Title
     description: Description | None = None
     completed: Completed = False
+    priority: Priority = Field(default=DEFAULT_PRIORITY, json_schema_extra=_not_nullable)
+    due_at: Timestamp | None = Field(default=None, description="When the task is due; null: never.")
+    tags: Tags = Field(default=None)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority_not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError("null_not_allowed", "may not be null")
+        return value
 
 
 class TaskUpdate(SQLModel):
@@ -104,8 +221,13 @@ class TaskUpdate(SQLModel):
     completed: Completed | None = Field(
         default=None, description="New state; null is refused.", json_schema_extra=_not_nullable
     )
+    priority: Priority | None = Field(
+        default=None, description="New priority; null is refused.", json_schema_extra=_not_nullable
+    )
+    due_at: Timestamp | None = Field(default=None, description="New due date; null clears it.")
+    tags: Tags = Field(default=None, description="New tags, replacing the old; null clears them.")
 
-    @field_validator("title", "completed")
+    @field_validator("title", "completed", "priority")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         # Runs only for values the client sent, so an omitted field stays "unchanged".
@@ -114,8 +236,11 @@ class TaskUpdate(SQLModel):
         return value
 
     def changes(self) -> dict[str, Any]:
-        """The fields the client sent, with their new values."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
+        """The fields the client sent, with their new values (`tags: null` means none)."""
+        sent = {name: getattr(self, name) for name in self.model_fields_set}
+        if "tags" in sent:
+            sent["tags"] = sent["tags"] or []
+        return sent
 
 
 class TaskCompletion(SQLModel):
@@ -135,6 +260,15 @@ class TaskPublic(TaskBase):
     title: str = Field(examples=["Buy milk"])
     description: str | None = Field(examples=["2 litres, semi-skimmed"])
     completed: bool = Field(examples=[False])
+    priority: PriorityName = Field(examples=["medium"])
+    due_at: datetime | None = Field(
+        description="When the task is due, or null.", examples=["2026-12-01T17:00:00Z"]
+    )
+    tags: list[str] = Field(description="The task's tags, in the order given.", examples=[["home"]])
+    completed_at: datetime | None = Field(
+        description="When the task was last completed; null while it is open.",
+        examples=[None],
+    )
     created_at: datetime = Field(
         description="When the task was created; never changes.",
         examples=["2026-11-26T09:30:00.123456Z"],

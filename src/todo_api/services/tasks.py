@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     insert,
     not_,
+    null,
     or_,
     select,
     update,
@@ -28,22 +29,25 @@ from sqlalchemy import (
 
 from todo_api.core.db import Database
 from todo_api.core.errors import TaskNotFound
-from todo_api.models.task import Task
+from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
 from todo_api.models.types import next_timestamp
-from todo_api.schemas.task import TaskCreate, TaskUpdate
+from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key
 
 tasks = Task.__table__  # type: ignore[attr-defined]
+# What a task looks like to clients: the priority by name, the tags as given (not their keys).
 COLUMNS = (
     tasks.c.id,
     tasks.c.user_id,
     tasks.c.title,
     tasks.c.description,
     tasks.c.completed,
+    case(PRIORITY_NAMES, value=tasks.c.priority).label("priority"),
+    tasks.c.due_at,
+    tasks.c.tags,
+    tasks.c.completed_at,
     tasks.c.created_at,
     tasks.c.updated_at,
 )
-NEWEST_FIRST = (tasks.c.created_at.desc(), tasks.c.id.desc())
-MAX_LIST_SIZE = 1000
 
 TaskRow = Mapping[str, Any]
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
@@ -53,33 +57,41 @@ _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{
 # the compiled form in its cache instead of building, coercing and keying a new statement.
 _OWNER = tasks.c.user_id == bindparam("owner")
 _THE_TASK = and_(_OWNER, tasks.c.id == bindparam("task_id"))
-_LIST = select(*COLUMNS).where(_OWNER).order_by(*NEWEST_FIRST).limit(MAX_LIST_SIZE)
 _GET = select(*COLUMNS).where(_THE_TASK)
 _CREATE = insert(tasks).returning(*COLUMNS)
+_NOW = next_timestamp(tasks.c.updated_at)
 _TOGGLE = (
     update(tasks)
     .where(_THE_TASK)
-    .values(completed=not_(tasks.c.completed), updated_at=next_timestamp(tasks.c.updated_at))
+    .values(
+        completed=not_(tasks.c.completed),
+        completed_at=case((tasks.c.completed, null()), else_=_NOW),
+        updated_at=_NOW,
+    )
     .returning(*COLUMNS)
 )
 _DELETE = delete(tasks).where(_THE_TASK).returning(tasks.c.id)
-UPDATABLE = ("title", "description", "completed")
+# Columns a client changes (`tag_keys` follows `tags`); `completed_at` follows `completed`.
+UPDATABLE = ("title", "description", "completed", "priority", "due_at", "tags", "tag_keys")
 
 
 @functools.cache
 def _update_statement(fields: frozenset[str]) -> Update:
-    """`UPDATE` of these fields; `updated_at` moves only if one of them really changes."""
+    """`UPDATE` of these columns; `updated_at` moves only if one of them really changes, and
+    `completed_at` only when the task really becomes completed or reopened."""
     new = {name: bindparam(f"new_{name}", type_=tasks.c[name].type) for name in UPDATABLE}
     changed = or_(*(tasks.c[name].is_distinct_from(new[name]) for name in sorted(fields)))
+    values: dict[str, Any] = {name: new[name] for name in sorted(fields)}
+    if "completed" in fields:
+        values["completed_at"] = case(
+            (not_(new["completed"]), null()),
+            (tasks.c.completed, tasks.c.completed_at),
+            else_=_NOW,
+        )
     return (
         update(tasks)
         .where(_THE_TASK)
-        .values(
-            **{name: new[name] for name in sorted(fields)},
-            updated_at=case(
-                (changed, next_timestamp(tasks.c.updated_at)), else_=tasks.c.updated_at
-            ),
-        )
+        .values(**values, updated_at=case((changed, _NOW), else_=tasks.c.updated_at))
         .returning(*COLUMNS)
     )
 
@@ -95,24 +107,24 @@ def _task_key(user_id: str, task_id: str) -> dict[str, Any]:
     return {"owner": user_id, "task_id": _task_uuid(task_id)}
 
 
-async def list_tasks(db: Database, *, user_id: str) -> Sequence[TaskRow]:
-    """The user's tasks, newest first."""
-    rows: Sequence[TaskRow] = await db.fetch(_LIST, {"owner": user_id})
-    return rows
-
-
 async def get_task(db: Database, *, user_id: str, task_id: str) -> TaskRow:
     return await _one_task(db, _GET, _task_key(user_id, task_id))
 
 
 async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRow:
     now = datetime.now(UTC)
+    tags = data.tags or []
     values = {
         "id": uuid.uuid4(),
         "user_id": user_id,
         "title": data.title,
         "description": data.description,
         "completed": data.completed,
+        "priority": PRIORITY_RANKS[data.priority],
+        "due_at": data.due_at,
+        "tags": tags,
+        "tag_keys": [tag_key(tag) for tag in tags],
+        "completed_at": now if data.completed else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -148,9 +160,14 @@ async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
 async def _apply_changes(
     db: Database, *, user_id: str, task_id: str, values: Mapping[str, Any]
 ) -> TaskRow:
+    columns = dict(values)
+    if "priority" in columns:
+        columns["priority"] = PRIORITY_RANKS[columns["priority"]]
+    if "tags" in columns:
+        columns["tag_keys"] = [tag_key(tag) for tag in columns["tags"]]
     params = _task_key(user_id, task_id)
-    params.update({f"new_{name}": value for name, value in values.items()})
-    return await _one_task(db, _update_statement(frozenset(values)), params)
+    params.update({f"new_{name}": value for name, value in columns.items()})
+    return await _one_task(db, _update_statement(frozenset(columns)), params)
 
 
 async def _one_task(db: Database, stmt: Select[Any] | Update, params: dict[str, Any]) -> TaskRow:

@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Query, Request, status
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from todo_api.api import responses
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
-from todo_api.core.responses import row_response, rows_response
+from todo_api.core.responses import json_bytes, row_response, rows_response
+from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
+from todo_api.services import listing
 from todo_api.services import tasks as service
 
 # Characters a path segment may hold unencoded (RFC 3986 pchar).
 PATH_SAFE = "!$&'()*+,;=:@-._~"
 
 router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
+
+
+class TaskIdConvertor(Convertor[str]):
+    """A task id segment: anything but `stats`, so `PUT .../tasks/stats` is a 405 of the summary
+    rather than an update of a task named "stats" (which could never exist anyway)."""
+
+    regex = "(?!stats(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("task", TaskIdConvertor())
 
 _CREATED: dict[int | str, dict[str, Any]] = {
     201: {
@@ -29,16 +48,76 @@ _CREATED: dict[int | str, dict[str, Any]] = {
 }
 
 
+_LISTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One page of the user's tasks (an unknown user has none).",
+        "headers": {
+            "Link": {
+                "description": 'Present when more tasks follow: `<URL>; rel="next"` (RFC 8288), '
+                "the same listing with the `cursor` of the next page.",
+                "schema": {"type": "string"},
+            },
+        },
+    }
+}
+
+
 @router.get(
     "",
     response_model=list[TaskPublic],
-    responses=responses.COMMON,
+    responses={**responses.COMMON, **_LISTED},
     summary="List a user's tasks",
 )
-async def list_tasks(db: AdmittedDatabase, user_id: UserID) -> Response:
-    """The user's tasks, newest first (an unknown user has none)."""
-    rows = await service.list_tasks(db, user_id=user_id)
-    return rows_response(rows)
+async def list_tasks(
+    request: Request,
+    db: AdmittedDatabase,
+    user_id: UserID,
+    query: Annotated[TaskListQuery, Query()],
+) -> Response:
+    """A page of the user's tasks, filtered and ordered as asked (newest first by default).
+
+    The body is a JSON array; when more tasks follow, the `Link` header names the next page.
+    Pages never skip or repeat a task that exists throughout, even while tasks are added or
+    deleted between requests.
+    """
+    page = await listing.list_tasks(db, user_id=user_id, query=query)
+    headers = {}
+    if page.next_cursor is not None:
+        headers["Link"] = f'<{_next_page_url(request, page.next_cursor)}>; rel="next"'
+    return rows_response(page.rows, headers=headers)
+
+
+def _next_page_url(request: Request, cursor: str) -> str:
+    kept = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
+    query = urlencode([*kept, ("cursor", cursor)], quote_via=quote)
+    return f"{quote(request.scope['path'], safe='/' + PATH_SAFE)}?{query}"
+
+
+@router.delete(
+    "",
+    response_model=Cleared,
+    responses=responses.COMMON,
+    summary="Clear completed tasks",
+)
+async def clear_completed(
+    db: AdmittedDatabase, user_id: UserID, _query: Annotated[ClearQuery, Query()]
+) -> Response:
+    """Delete all the user's completed tasks at once; `completed=true` is required, so a
+    request without it deletes nothing (400)."""
+    deleted = await listing.clear_completed(db, user_id=user_id)
+    return Response(json_bytes({"deleted": deleted}), media_type="application/json")
+
+
+@router.get(
+    "/stats",
+    response_model=TaskStats,
+    responses=responses.COMMON,
+    summary="Summarize a user's tasks",
+)
+async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
+    """How many tasks the user has: in all, completed, pending, overdue and by priority."""
+    stats = await listing.task_stats(db, user_id=user_id)
+    return Response(json_bytes(stats), media_type="application/json")
 
 
 @router.post(
@@ -56,7 +135,7 @@ async def create_task(db: AdmittedDatabase, user_id: UserID, data: TaskCreate) -
 
 
 @router.get(
-    "/{task_id}",
+    "/{task_id:task}",
     response_model=TaskPublic,
     responses=responses.WITH_TASK,
     summary="Get a task",
@@ -68,7 +147,7 @@ async def get_task(db: AdmittedDatabase, user_id: UserID, task_id: TaskID) -> Re
 
 
 @router.put(
-    "/{task_id}",
+    "/{task_id:task}",
     response_model=TaskPublic,
     responses=responses.WITH_BODY,
     summary="Update a task",
@@ -82,7 +161,7 @@ async def replace_task(
 
 
 @router.patch(
-    "/{task_id}",
+    "/{task_id:task}",
     response_model=TaskPublic,
     responses=responses.WITH_BODY,
     summary="Patch a task",
@@ -96,7 +175,7 @@ async def patch_task(
 
 
 @router.patch(
-    "/{task_id}/complete",
+    "/{task_id:task}/complete",
     response_model=TaskPublic,
     responses=responses.WITH_BODY,
     summary="Toggle or set completion",
@@ -114,7 +193,7 @@ async def complete_task(
 
 
 @router.delete(
-    "/{task_id}",
+    "/{task_id:task}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={**responses.WITH_TASK, 204: {"description": "The task was deleted."}},
