@@ -20,25 +20,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-# The service's SQL, written out by hand (columns: id, user_id, title, description, completed,
-# created_at, updated_at).
-RETURNING = " RETURNING id, user_id, title, description, completed, created_at, updated_at"
-SELECT = "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks"
-LIST = SELECT + " WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000"
+# The service's SQL, written out by hand: the same columns (the priority by name), the same
+# first-page query (101 rows, to see whether a next page follows) and the same timestamps.
+COLUMNS = (
+    "id, user_id, title, description, completed, "
+    "CASE priority WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' END AS priority, "
+    "due_at, tags, completed_at, created_at, updated_at"
+)
+RETURNING = " RETURNING " + COLUMNS
+SELECT = "SELECT " + COLUMNS + " FROM tasks"
+LIST = SELECT + " WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 101"
 GET = SELECT + " WHERE user_id = $1 AND id = $2"
 CREATE = (
-    "INSERT INTO tasks (id, user_id, title, description, completed, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $6)" + RETURNING
+    "INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, "
+    "tag_keys, completed_at, created_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, 2, NULL, '{}', '{}', NULL, $6, $6)" + RETURNING
 )
+NEXT = "GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond')"
 TOGGLE = (
-    "UPDATE tasks SET completed = NOT completed, "
-    "updated_at = GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond') "
-    "WHERE user_id = $1 AND id = $2" + RETURNING
+    f"UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL "
+    f"ELSE {NEXT} END, updated_at = {NEXT} WHERE user_id = $1 AND id = $2" + RETURNING
 )
 RENAME = (
     "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM "
-    "$3::varchar THEN GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond') "
-    "ELSE updated_at END WHERE user_id = $1 AND id = $2" + RETURNING
+    f"$3::varchar THEN {NEXT} ELSE updated_at END WHERE user_id = $1 AND id = $2" + RETURNING
 )
 
 pool: asyncpg.Pool | None = None
@@ -58,7 +63,7 @@ def _row(record: asyncpg.Record | None) -> Response:
 async def list_tasks(request: Request) -> Response:
     assert pool is not None
     rows = await pool.fetch(LIST, request.path_params["user_id"])
-    return _json([dict(row) for row in rows])
+    return _json([dict(row) for row in rows[:100]])
 
 
 async def create_task(request: Request) -> Response:

@@ -52,21 +52,22 @@ class Result:
     peak_rss_mb: float
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def prepare_database(url: str) -> dict[str, list[str]]:
     """Drop, create, migrate and seed the benchmark database; returns each user's task ids."""
     target = make_url(url)
-    admin = await asyncpg.connect(_libpq(target.set(database="postgres").render_as_string(False)))
+    maintenance = target.set(database="postgres").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(libpq_url(maintenance))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{target.database}"')
@@ -84,8 +85,25 @@ async def prepare_database(url: str) -> dict[str, list[str]]:
             task_id = uuid.uuid4()
             ids[user].append(str(task_id))
             created = now - dt.timedelta(minutes=u * TASKS_PER_USER + t)
-            rows.append((task_id, user, f"task {t}", "seeded", t % 3 == 0, created, created))
-    conn = await asyncpg.connect(_libpq(url))
+            done = t % 3 == 0
+            tags = ["home"] if t % 2 else ["work", "q4"]
+            rows.append(
+                (
+                    task_id,
+                    user,
+                    f"task {t}",
+                    "seeded",
+                    done,
+                    1 + t % 3,
+                    created + dt.timedelta(days=7) if t % 4 else None,
+                    tags,
+                    tags,
+                    created if done else None,
+                    created,
+                    created,
+                )
+            )
+    conn = await asyncpg.connect(libpq_url(url))
     try:
         await conn.copy_records_to_table(
             "tasks",
@@ -96,6 +114,11 @@ async def prepare_database(url: str) -> dict[str, list[str]]:
                 "title",
                 "description",
                 "completed",
+                "priority",
+                "due_at",
+                "tags",
+                "tag_keys",
+                "completed_at",
                 "created_at",
                 "updated_at",
             ],
@@ -252,7 +275,7 @@ def measure(
 
 def start_servers(url: str, workers: int) -> tuple[Server, Server]:
     bin_dir = Path(sys.executable).parent
-    service_port, baseline_port = _free_port(), _free_port()
+    service_port, baseline_port = free_port(), free_port()
     service_env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -272,7 +295,7 @@ def start_servers(url: str, workers: int) -> tuple[Server, Server]:
         service_env,
         service_port,
     )
-    baseline_env = {**os.environ, "BASELINE_DATABASE_URL": _libpq(url), "PYTHONPATH": str(ROOT)}
+    baseline_env = {**os.environ, "BASELINE_DATABASE_URL": libpq_url(url), "PYTHONPATH": str(ROOT)}
     baseline = Server(
         "baseline",
         [

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
+from tests.factories import stored_tasks
 from tests.processes import run_cli
 from todo_api.cli import EXIT_DATABASE
 from todo_api.core.db import Database, create_database
@@ -61,11 +63,11 @@ SORT_INDEXES = {
     "ix_tasks_user_id_due_asc_id",
     "ix_tasks_user_id_due_desc_id",
 }
-TRIGRAM_INDEXES = {"ix_tasks_title_trgm", "ix_tasks_description_trgm"}
+TRIGRAM_INDEXES = {"ix_tasks_user_id_title_trgm", "ix_tasks_user_id_description_trgm"}
 
 
 def expected_indexes(database: Database) -> set[str]:
-    """pg_trgm is available on the PostgreSQL the suite runs on, so search is indexed there."""
+    """pg_trgm and btree_gin exist on the PostgreSQL the suite runs on: search is indexed there."""
     return SORT_INDEXES | (TRIGRAM_INDEXES if database.backend == "postgresql" else set())
 
 
@@ -298,3 +300,75 @@ class TestMigrateCommand:
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith("todo-api: cannot reach the database at ")
+
+
+# Tasks as revision 0001 stored them: title, completed, created_at, updated_at.
+REVISION_ONE_ROWS = (
+    ("open task", False, "2026-01-01 09:00:00", "2026-01-02 10:00:00"),
+    ("done task", True, "2026-01-03 09:00:00", "2026-01-04 11:30:00"),
+)
+
+
+class TestUpgradeFromRevisionOne:
+    """Revision 0002 adds columns to a table that may already hold tasks: none may be lost."""
+
+    async def test_existing_tasks_keep_their_data_and_gain_defaults(
+        self, empty_db: Database
+    ) -> None:
+        await upgrade(empty_db.engine, "0001")
+        ids = [uuid.uuid4() for _ in REVISION_ONE_ROWS]
+        async with empty_db.engine.begin() as conn:
+            for task_id, (title, completed, created, updated) in zip(
+                ids, REVISION_ONE_ROWS, strict=True
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO tasks (id, user_id, title, description, completed, "
+                        "created_at, updated_at) VALUES (:id, 'alice', :title, NULL, :completed, "
+                        ":created, :updated)"
+                    ),
+                    {
+                        "id": task_id if empty_db.backend == "postgresql" else task_id.hex,
+                        "title": title,
+                        "completed": completed,
+                        "created": datetime.fromisoformat(created + "+00:00")
+                        if empty_db.backend == "postgresql"
+                        else created + ".000000",
+                        "updated": datetime.fromisoformat(updated + "+00:00")
+                        if empty_db.backend == "postgresql"
+                        else updated + ".000000",
+                    },
+                )
+
+        await upgrade(empty_db.engine)
+
+        listed = await stored_tasks(empty_db, "alice")
+        by_title = {row["title"]: row for row in listed}
+        assert sorted(by_title) == ["done task", "open task"]
+        assert {row["id"] for row in listed} == set(ids)
+        for title, completed, created, updated in REVISION_ONE_ROWS:
+            row = by_title[title]
+            assert row["completed"] is completed
+            assert row["created_at"] == datetime.fromisoformat(created + "+00:00")
+            assert row["updated_at"] == datetime.fromisoformat(updated + "+00:00")
+            assert row["priority"] == "medium"
+            assert row["due_at"] is None
+            assert row["tags"] == []
+            # A task completed before completion times were kept: its last change is the best
+            # record of when that happened.
+            assert row["completed_at"] == (row["updated_at"] if completed else None)
+
+    async def test_downgrade_to_revision_one_keeps_the_tasks(self, empty_db: Database) -> None:
+        await upgrade(empty_db.engine)
+        created = await create_task(
+            empty_db, user_id="alice", data=TaskCreate(title="Survives", priority="high")
+        )
+
+        await downgrade(empty_db.engine, "0001")
+
+        async with empty_db.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT title, completed FROM tasks"))).all()
+        assert [tuple(row) for row in rows] == [("Survives", False)]
+        assert "priority" not in (await read_schema(empty_db))["columns"]
+        await upgrade(empty_db.engine)
+        assert [row["id"] for row in await stored_tasks(empty_db, "alice")] == [created["id"]]

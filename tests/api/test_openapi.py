@@ -244,3 +244,73 @@ class TestInteractiveDocs:
         assert response.headers["content-type"].startswith("text/html")
         assert marker in response.text
         assert "/openapi.json" in response.text
+
+
+LIST_PARAMETERS = [
+    "completed",
+    "priority",
+    "tag",
+    "q",
+    "due_before",
+    "due_after",
+    "overdue",
+    "sort",
+    "limit",
+    "cursor",
+]
+
+
+class TestListDocumentation:
+    async def test_every_list_parameter_is_described(self, document: JSON) -> None:
+        parameters = {
+            p["name"]: p
+            for p in operation(document, "get", LIST)["parameters"]
+            if p["in"] == "query"
+        }
+
+        assert list(parameters) == LIST_PARAMETERS
+        assert all(p.get("description") for p in parameters.values())
+        assert not any(p.get("required") for p in parameters.values())
+
+    async def test_repeatable_parameters_are_arrays(self, document: JSON) -> None:
+        parameters = {p["name"]: p for p in operation(document, "get", LIST)["parameters"]}
+
+        assert parameters["priority"]["schema"]["type"] == "array"
+        assert parameters["priority"]["schema"]["items"]["enum"] == ["low", "medium", "high"]
+        assert parameters["tag"]["schema"]["type"] == "array"
+
+    async def test_sort_and_limit_state_their_choices(self, document: JSON) -> None:
+        parameters = {
+            p["name"]: p["schema"] for p in operation(document, "get", LIST)["parameters"]
+        }
+
+        assert parameters["sort"]["default"] == "-created_at"
+        assert set(parameters["sort"]["enum"]) == {
+            f"{sign}{field}"
+            for sign in ("", "-")
+            for field in ("created_at", "updated_at", "due_at", "priority", "title")
+        }
+        assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 500)
+        assert parameters["limit"]["default"] == 100
+
+    async def test_the_list_declares_its_link_header(self, document: JSON) -> None:
+        headers = operation(document, "get", LIST)["responses"]["200"]["headers"]
+
+        assert list(headers) == ["Link"]
+        assert 'rel="next"' in headers["Link"]["description"]
+
+    async def test_tasks_show_the_new_fields(self, document: JSON) -> None:
+        task = document["components"]["schemas"]["TaskPublic"]
+
+        assert {"priority", "due_at", "tags", "completed_at"} <= set(task["properties"])
+        assert {"priority", "due_at", "tags", "completed_at"} <= set(task["required"])
+        create = document["components"]["schemas"]["TaskCreate"]["properties"]
+        assert create["priority"]["enum"] == ["low", "medium", "high"]
+        assert create["priority"]["default"] == "medium"
+
+    async def test_clearing_requires_completed_true(self, document: JSON) -> None:
+        [parameter] = operation(document, "delete", LIST)["parameters"][1:]
+
+        assert parameter["name"] == "completed"
+        assert parameter["required"] is True
+        assert parameter["schema"]["enum"] == [True]

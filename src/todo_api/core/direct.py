@@ -60,6 +60,11 @@ class DirectPostgres:
         self._starting = asyncio.Lock()
         self._compiled: OrderedDict[int, tuple[ClauseElement, _Compiled]] = OrderedDict()
 
+    def prepare(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The statement as asyncpg runs it: its SQL (`$1`, `$2`, ...) and positional arguments."""
+        compiled = self._compile(stmt)
+        return compiled.sql, compiled.arguments(params)
+
     async def fetch(
         self, stmt: ClauseElement, params: Mapping[str, Any]
     ) -> Sequence[asyncpg.Record]:

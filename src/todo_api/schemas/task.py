@@ -197,7 +197,7 @@ class TaskCreate(TaskBase):
     title: Title
     description: Description | None = None
     completed: Completed = False
-    priority: Priority = Field(default=DEFAULT_PRIORITY, json_schema_extra=_not_nullable)
+    priority: Priority = DEFAULT_PRIORITY
     due_at: Timestamp | None = Field(default=None, description="When the task is due; null: never.")
     tags: Tags = Field(default=None)
 

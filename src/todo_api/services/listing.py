@@ -204,8 +204,19 @@ def _fingerprint_of(query: TaskListQuery) -> dict[str, Any]:
     }
 
 
-async def list_tasks(db: Database, *, user_id: str, query: TaskListQuery) -> Page:
-    """One page of the user's tasks matching `query`, and the cursor of the next, if any."""
+@dataclass(frozen=True)
+class ListPlan:
+    """The one statement of a page, its parameters, and what the page's cursor is made of."""
+
+    statement: Select[Any]
+    params: dict[str, Any]
+    order: Order
+    fingerprint: str
+
+
+def plan_list(*, user_id: str, query: TaskListQuery) -> ListPlan:
+    """How to read one page (one row more than asked, which says whether another follows).
+    A cursor that does not belong to this listing is refused here, before any query."""
     order = Order.parse(query.sort)
     fingerprint = cursors.fingerprint(_fingerprint_of(query))
     params: dict[str, Any] = {"owner": user_id, "limit": query.limit + 1}
@@ -241,13 +252,22 @@ async def list_tasks(db: Database, *, user_id: str, query: TaskListQuery) -> Pag
         overdue=query.overdue,
         after=after is not None,
     )
-    rows = await db.fetch(_list_statement(shape), params)
+    return ListPlan(_list_statement(shape), params, order, fingerprint)
+
+
+async def list_tasks(db: Database, *, user_id: str, query: TaskListQuery) -> Page:
+    """One page of the user's tasks matching `query`, and the cursor of the next, if any."""
+    plan = plan_list(user_id=user_id, query=query)
+    rows = await db.fetch(plan.statement, plan.params)
     if len(rows) <= query.limit:
         return Page(rows=rows, next_cursor=None)
     rows = rows[: query.limit]
     last = rows[-1]
     next_cursor = cursors.encode(
-        order=order.field, fingerprint=fingerprint, key=order.row_key(last), task_id=last["id"]
+        order=plan.order.field,
+        fingerprint=plan.fingerprint,
+        key=plan.order.row_key(last),
+        task_id=last["id"],
     )
     return Page(rows=rows, next_cursor=next_cursor)
 

@@ -28,8 +28,14 @@ SORT_INDEXES = {
     "ix_tasks_user_id_title_id": ["user_id", "title", "id"],
 }
 DUE_INDEXES = {"ix_tasks_user_id_due_asc_id": True, "ix_tasks_user_id_due_desc_id": False}
-# Trigram indexes exist only where PostgreSQL offers pg_trgm; the models do not declare them.
-TRIGRAM_INDEXES = {"ix_tasks_title_trgm": "title", "ix_tasks_description_trgm": "description"}
+# Search indexes: trigrams of the text, after the owner (so a search reads only the user's own
+# matches). They need pg_trgm and btree_gin, which not every PostgreSQL offers, so the models
+# do not declare them; without them search is a scan of the user's rows.
+TRIGRAM_INDEXES = {
+    "ix_tasks_user_id_title_trgm": "title",
+    "ix_tasks_user_id_description_trgm": "description",
+}
+SEARCH_EXTENSIONS = ("pg_trgm", "btree_gin")
 
 
 def upgrade() -> None:
@@ -62,12 +68,12 @@ def upgrade() -> None:
         key = due_sort_key(table.c.due_at, ascending=ascending)
         op.create_index(name, "tasks", [table.c.user_id, key, table.c.id])
 
-    if bind.dialect.name == "postgresql" and _trigram_available(bind):
+    if bind.dialect.name == "postgresql" and _search_extensions_installed(bind):
         for name, column in TRIGRAM_INDEXES.items():
             op.create_index(
                 name,
                 "tasks",
-                [column],
+                ["user_id", column],
                 postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"},
             )
@@ -86,16 +92,18 @@ def downgrade() -> None:
             batch.drop_column(column)
 
 
-def _trigram_available(bind: sa.engine.Connection) -> bool:
-    """Whether pg_trgm is (or can be) installed; without it, search is a plain scan."""
+def _search_extensions_installed(bind: sa.engine.Connection) -> bool:
+    """Whether pg_trgm and btree_gin are (or could now be) installed."""
     available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+        sa.text("SELECT count(*) FROM pg_available_extensions WHERE name = ANY(:names)"),
+        {"names": list(SEARCH_EXTENSIONS)},
     ).scalar()
-    if not available:
+    if available != len(SEARCH_EXTENSIONS):
         return False
     try:
         with bind.begin_nested():
-            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            for extension in SEARCH_EXTENSIONS:
+                bind.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS {extension}"))
     except sa.exc.DBAPIError:
         # Offered but not ours to install (no privilege): search still works, as a scan.
         return False
