@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -11,6 +12,23 @@ from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import listing
 
 JSON = dict[str, Any]
+
+
+# Every field of a task as the API returns it, and how it writes timestamps (UTC, `Z`).
+TASK_FIELDS = {
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_at",
+    "tags",
+    "completed_at",
+    "created_at",
+    "updated_at",
+}
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 
 def task_payload(**overrides: Any) -> JSON:

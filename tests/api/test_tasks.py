@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -10,22 +9,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.factories import assert_problem, create_task
-
-RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-TASK_FIELDS = {
-    "id",
-    "user_id",
-    "title",
-    "description",
-    "completed",
-    "priority",
-    "due_at",
-    "tags",
-    "completed_at",
-    "created_at",
-    "updated_at",
-}
+from tests.factories import RFC3339_UTC, TASK_FIELDS, assert_problem, create_task
 
 
 def parse_ts(value: str) -> datetime:

@@ -195,7 +195,7 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
-    dbapi_connection.create_function(SQLITE_NEXT_TIMESTAMP, 1, sqlite_next_timestamp)
+    dbapi_connection.create_function(SQLITE_NEXT_TIMESTAMP, 2, sqlite_next_timestamp)
     dbapi_connection.create_function(SQLITE_FOLD, 1, sqlite_fold, deterministic=True)
 
 

@@ -193,6 +193,9 @@ def _field_name(error: Mapping[str, Any]) -> str:
     if error["type"] == "json_invalid":
         return "body"
     loc = [str(part) for part in error["loc"]]
+    if len(loc) > 1 and loc[0] == "query":
+        # A repeated query parameter is named, not indexed: `priority`, not `priority.1`.
+        return loc[1]
     if loc and loc[0] in {"body", "query", "path", "header", "cookie"}:
         loc = loc[1:]
     return ".".join(loc) or "body"

@@ -44,10 +44,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class next_timestamp(FunctionElement[datetime]):
-    """The database's current time, but always after `previous`: the new `updated_at` of a row.
+    """`next_timestamp(previous, now)`: `now`, or one microsecond after `previous` if that is
+    not earlier: the new `updated_at` of a row being changed.
 
-    Evaluated by the database when the row is written (after any wait for its lock), so
-    concurrent writers can never move a row's timestamp backwards.
+    `now` is one bound value for the whole statement, so every column set from it (`updated_at`,
+    `completed_at`) gets the same instant; `previous` is the row's value as the database holds
+    it when it writes the row (after any wait for its lock), so concurrent writers, or servers
+    whose clocks disagree, can never move a row's timestamp backwards.
     """
 
     type = UTCDateTime()
@@ -60,23 +63,23 @@ SQLITE_NEXT_TIMESTAMP = "todo_next_timestamp"
 
 @compiles(next_timestamp)
 def _next_timestamp_postgresql(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
-    previous = compiler.process(element.clauses, **kw)
-    return f"GREATEST(clock_timestamp(), {previous} + INTERVAL '1 microsecond')"
+    previous, now = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"GREATEST({now}, {previous} + INTERVAL '1 microsecond')"
 
 
 @compiles(next_timestamp, "sqlite")
 def _next_timestamp_sqlite(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{SQLITE_NEXT_TIMESTAMP}({compiler.process(element.clauses, **kw)})"
+    previous, now = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{SQLITE_NEXT_TIMESTAMP}({previous}, {now})"
 
 
-def sqlite_next_timestamp(previous: str | None) -> str:
+def sqlite_next_timestamp(previous: str | None, now: str) -> str:
     """`next_timestamp` for SQLite, registered on each connection; timestamps are stored as
     UTC text in SQLAlchemy's format, which sorts like the instants it names."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    moment = datetime.fromisoformat(now)
     if previous:
-        floor = datetime.fromisoformat(previous) + timedelta(microseconds=1)
-        now = max(now, floor)
-    return now.isoformat(sep=" ", timespec="microseconds")
+        moment = max(moment, datetime.fromisoformat(previous) + timedelta(microseconds=1))
+    return moment.isoformat(sep=" ", timespec="microseconds")
 
 
 TAG_MAX_LENGTH = 50

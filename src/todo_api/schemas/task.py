@@ -122,8 +122,22 @@ def _date_means_midnight_utc(value: Any) -> Any:
     raise PydanticCustomError("timestamp_type", "must be an RFC 3339 timestamp or a date")
 
 
+# The instants a timestamp may name: inside what every part (Python, asyncpg, SQLite's text
+# form) represents exactly, and clear of the sentinels that sort missing due dates last.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def _in_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise PydanticCustomError(
+            "timestamp_out_of_range", "must be between 0001-01-02 and 9999-12-30 (UTC)"
+        )
+    return moment
 
 
 Timestamp = Annotated[

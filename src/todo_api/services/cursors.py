@@ -33,7 +33,11 @@ def fingerprint(filters: dict[str, Any]) -> str:
 def encode(*, order: str, fingerprint: str, key: Any, task_id: uuid.UUID) -> str:
     document = {"v": _VERSION, "o": order, "f": fingerprint, "k": _dump_key(key), "i": str(task_id)}
     payload = orjson.dumps(document)
-    return base64.urlsafe_b64encode(_checksum(payload) + payload).rstrip(b"=").decode()
+    return _text(_checksum(payload) + payload)
+
+
+def _text(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def decode(cursor: str, *, order: str, fingerprint: str) -> tuple[Any, uuid.UUID]:
@@ -42,6 +46,9 @@ def decode(cursor: str, *, order: str, fingerprint: str) -> tuple[Any, uuid.UUID
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
         raise _invalid("is not a cursor this service issued") from None
+    if _text(raw) != cursor:
+        # Only the exact text issued: no padding, no other alphabet, no stray characters.
+        raise _invalid("is not a cursor this service issued")
     check, payload = raw[:_CHECKSUM_SIZE], raw[_CHECKSUM_SIZE:]
     if not hmac.compare_digest(check, _checksum(payload)):
         raise _invalid("is not a cursor this service issued")

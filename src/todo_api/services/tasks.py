@@ -30,7 +30,7 @@ from sqlalchemy import (
 from todo_api.core.db import Database
 from todo_api.core.errors import TaskNotFound
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
-from todo_api.models.types import next_timestamp
+from todo_api.models.types import UTCDateTime, next_timestamp
 from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key
 
 tasks = Task.__table__  # type: ignore[attr-defined]
@@ -59,7 +59,8 @@ _OWNER = tasks.c.user_id == bindparam("owner")
 _THE_TASK = and_(_OWNER, tasks.c.id == bindparam("task_id"))
 _GET = select(*COLUMNS).where(_THE_TASK)
 _CREATE = insert(tasks).returning(*COLUMNS)
-_NOW = next_timestamp(tasks.c.updated_at)
+# The instant a change is made: one value per statement (see `next_timestamp`).
+_NOW = next_timestamp(tasks.c.updated_at, bindparam("now", type_=UTCDateTime()))
 _TOGGLE = (
     update(tasks)
     .where(_THE_TASK)
@@ -149,7 +150,9 @@ async def set_completed(
         return await _apply_changes(
             db, user_id=user_id, task_id=task_id, values={"completed": completed}
         )
-    return await _one_task(db, _TOGGLE, _task_key(user_id, task_id))
+    params = _task_key(user_id, task_id)
+    params["now"] = datetime.now(UTC)
+    return await _one_task(db, _TOGGLE, params)
 
 
 async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
@@ -166,6 +169,7 @@ async def _apply_changes(
     if "tags" in columns:
         columns["tag_keys"] = [tag_key(tag) for tag in columns["tags"]]
     params = _task_key(user_id, task_id)
+    params["now"] = datetime.now(UTC)
     params.update({f"new_{name}": value for name, value in columns.items()})
     return await _one_task(db, _update_statement(frozenset(columns)), params)
 
