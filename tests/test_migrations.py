@@ -166,6 +166,13 @@ class TestUpgradeFromEmpty:
         assert columns == ["user_id", "created_at", "id"]
         if empty_db.backend == "postgresql":
             assert sorting == {"created_at": ("desc",), "id": ("desc",)}
+        else:
+            # SQLite's reflection leaves out the direction; its catalogue keeps the DDL.
+            async with empty_db.engine.connect() as conn:
+                ddl = await conn.scalar(
+                    text("SELECT sql FROM sqlite_master WHERE name = :name"), {"name": INDEX_NAME}
+                )
+            assert "created_at DESC, id DESC" in ddl
 
     async def test_records_the_head_revision(self, empty_db: Database) -> None:
         await upgrade(empty_db.engine)

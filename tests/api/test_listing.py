@@ -6,6 +6,7 @@ table (one statement) so their order can be computed here and compared with the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 import re
@@ -21,6 +22,8 @@ import pytest
 
 from tests.factories import JSON, assert_problem, create_task
 from todo_api.core.db import Database
+from todo_api.schemas.listing import TaskListQuery
+from todo_api.services import cursors, listing
 from todo_api.services.tasks import tasks
 
 URL = "/api/alice/tasks"
@@ -991,3 +994,77 @@ class TestClearCompleted:
 
         assert_problem(response, 400, fields=["completed"])
         assert sorted(await list_ids(client)) == sorted([done["id"], open_["id"]])
+
+
+class TestForgedCursors:
+    """A cursor with a valid checksum but values the service never issues (the checksum key is
+    no secret) is still a 400 naming the cursor, never a 500 or a wrong page."""
+
+    @pytest.mark.parametrize(
+        ("sort", "key", "task_id"),
+        [
+            ("priority", True, uuid.uuid4()),
+            ("priority", 99, uuid.uuid4()),
+            ("priority", "high", uuid.uuid4()),
+            ("title", "a\0b", uuid.uuid4()),
+            ("title", "", uuid.uuid4()),
+            ("title", 5, uuid.uuid4()),
+            ("created_at", "0001-01-01T00:00:00+05:00", uuid.uuid4()),
+            ("created_at", "2026-01-01T00:00:00", uuid.uuid4()),
+            ("created_at", None, uuid.uuid4()),
+            ("due_at", "yesterday", uuid.uuid4()),
+            ("created_at", "2026-01-01T00:00:00+00:00", 5),
+            ("created_at", "2026-01-01T00:00:00+00:00", "not-a-uuid"),
+        ],
+    )
+    async def test_values_never_issued_are_refused(
+        self, client: httpx.AsyncClient, sort: str, key: Any, task_id: Any
+    ) -> None:
+        query = TaskListQuery(sort=sort)
+        forged = cursors.encode(
+            cursors.Position(key=key, task_id=task_id),
+            order=query.sort.removeprefix("-"),
+            fingerprint=listing.listing_fingerprint("alice", query),
+        )
+
+        response = await client.get(URL, params={"sort": sort, "cursor": forged})
+
+        assert_problem(response, 400, fields=["cursor"])
+
+    async def test_another_users_cursor_is_refused(self, client: httpx.AsyncClient) -> None:
+        for user_id in ("alice", "bob"):
+            for n in range(3):
+                await create_task(client, user_id=user_id, title=f"task {n}")
+        first = await client.get(URL, params={"limit": "1"})
+        link = next_link(first)
+        assert link is not None
+
+        response = await client.get(
+            "/api/bob/tasks", params={"limit": "1", "cursor": cursor_of(link)}
+        )
+
+        assert_problem(response, 400, fields=["cursor"])
+
+
+class TestOverdueAcrossPages:
+    async def test_a_task_falling_due_while_paging_is_judged_as_on_the_first_page(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        due = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+        first_task = await create_task(client, title="first", due_at=due)
+        second_task = await create_task(client, title="second", due_at=due)
+
+        first = await client.get(URL, params={"overdue": "false", "limit": "1"})
+        link = next_link(first)
+        assert link is not None
+        await asyncio.sleep(
+            max(0.0, (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()) + 0.1
+        )
+        second = await client.get(link)
+
+        # Both were not overdue when the listing began: one listing, one judgement.
+        assert [t["id"] for t in first.json()] == [second_task["id"]]
+        assert [t["id"] for t in second.json()] == [first_task["id"]]
+        # A new listing judges afresh: both are overdue now.
+        fresh = await client.get(URL, params={"overdue": "true"})
+        assert {t["id"] for t in fresh.json()} == {first_task["id"], second_task["id"]}

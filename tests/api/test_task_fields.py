@@ -336,6 +336,19 @@ class TestTags:
         created = await accepted(client, "POST", response)
         assert created["tags"] == []
 
+    async def test_a_tag_that_folding_lengthens_is_kept_and_found(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # 50 characters as sent; case-folded ("ß" is "ss") it is 100, longer than a tag may be.
+        long_tag = "ß" * 50
+        created = await create_task(client, tags=[long_tag, "Straße"])
+
+        # The capital sharp s folds to "ss" too: the same tag, compared case-insensitively.
+        found = await client.get("/api/alice/tasks", params=[("tag", "\u1e9e" * 50)])
+
+        assert created["tags"] == [long_tag, "Straße"]
+        assert [task["id"] for task in found.json()] == [created["id"]]
+
     @pytest.mark.parametrize("method", WRITES)
     async def test_are_stored_trimmed_in_the_order_given(
         self, client: httpx.AsyncClient, task: JSON, method: str

@@ -21,7 +21,7 @@ from tests.conftest import (
 from todo_api.core.db import Database, create_database
 from todo_api.core.migrate import upgrade
 from todo_api.schemas.listing import TaskListQuery
-from todo_api.services import cursors, listing
+from todo_api.services import listing
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -121,12 +121,7 @@ async def a_cursor_deep_in(seeded: tuple[Database, str], query: TaskListQuery) -
         plan.statement.offset(HEAVY_TASKS // 2), {**plan.params, "limit": 1}
     )
     [row] = rows
-    return cursors.encode(
-        order=plan.order.field,
-        fingerprint=plan.fingerprint,
-        key=plan.order.row_key(row),
-        task_id=row["id"],
-    )
+    return listing.cursor_after(row, user_id=HEAVY_USER, query=query, plan=plan)
 
 
 class TestListPlans:

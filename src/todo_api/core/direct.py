@@ -68,6 +68,16 @@ class DirectPostgres:
     async def fetch(
         self, stmt: ClauseElement, params: Mapping[str, Any]
     ) -> Sequence[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self._run("fetch", stmt, params)
+        return rows
+
+    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
+        """Run a statement that returns no rows; the number of rows it touched."""
+        status: str = await self._run("execute", stmt, params)
+        # The command tag, e.g. "DELETE 3".
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def _run(self, method: str, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(stmt)
         pool = self._pool or await self._start()
         # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
@@ -75,23 +85,9 @@ class DirectPostgres:
         async with asyncio.timeout(self._acquire_timeout):
             conn = await pool.acquire()
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(compiled.sql, *compiled.arguments(params))
+            return await getattr(conn, method)(compiled.sql, *compiled.arguments(params))
         finally:
             await pool.release(conn)
-        return rows
-
-    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
-        """Run a statement that returns no rows; the number of rows it touched."""
-        compiled = self._compile(stmt)
-        pool = self._pool or await self._start()
-        async with asyncio.timeout(self._acquire_timeout):
-            conn = await pool.acquire()
-        try:
-            status: str = await conn.execute(compiled.sql, *compiled.arguments(params))
-        finally:
-            await pool.release(conn)
-        # The command tag, e.g. "DELETE 3".
-        return int(status.rsplit(" ", 1)[-1])
 
     async def close(self) -> None:
         if self._pool is not None:

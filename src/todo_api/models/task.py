@@ -9,7 +9,7 @@ from typing import Final
 from sqlalchemy import CheckConstraint, Column, Index, SmallInteger, String, text
 from sqlmodel import Field, SQLModel
 
-from todo_api.models.types import TagList, UTCDateTime, due_sort_key
+from todo_api.models.types import TAG_MAX_LENGTH, TagList, UTCDateTime, due_sort_key
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
@@ -54,8 +54,11 @@ class Task(TaskBase, table=True):
         )
     )
     due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
-    # `tags` as the client gave them; `tag_keys` case-folded, for case-insensitive filtering.
-    tags: list[str] = Field(sa_column=Column(TagList(), nullable=False, default=_no_tags))
+    # `tags` as the client gave them; `tag_keys` case-folded, for case-insensitive filtering
+    # (folding can lengthen a tag: "ß" is "ss", so keys are not bounded).
+    tags: list[str] = Field(
+        sa_column=Column(TagList(TAG_MAX_LENGTH), nullable=False, default=_no_tags)
+    )
     tag_keys: list[str] = Field(sa_column=Column(TagList(), nullable=False, default=_no_tags))
     completed_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)

@@ -87,14 +87,18 @@ TAG_MAX_LENGTH = 50
 
 class TagList(TypeDecorator[list[str]]):
     """A list of strings: `varchar[]` on PostgreSQL (so `@>` can test containment), a JSON array
-    on SQLite. Always a list in Python, never None."""
+    on SQLite. Always a list in Python, never None. `length` bounds each item on PostgreSQL."""
 
     impl = JSON()
     cache_ok = True
 
+    def __init__(self, length: int | None = None) -> None:
+        super().__init__()
+        self.length = length
+
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(ARRAY(String(TAG_MAX_LENGTH)))
+            return dialect.type_descriptor(ARRAY(String(self.length)))
         return dialect.type_descriptor(JSON())
 
     def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> list[str]:  # noqa: ARG002

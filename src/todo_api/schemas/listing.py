@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from todo_api.models.task import MAX_TAGS
 from todo_api.schemas.task import PriorityName, Tag, Timestamp
 
 MAX_PAGE_SIZE = 500
@@ -31,7 +32,9 @@ SortKey = Literal[
 _CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
-def _blank_is_absent(value: str | None) -> str | None:
+def _search_text(value: str | None) -> str | None:
+    """The text to search for: no control characters, at most 200 characters once trimmed;
+    blank means no search (a cleared search box)."""
     if value is None:
         return None
     if _CONTROL.search(value):
@@ -55,10 +58,10 @@ class TaskListQuery(BaseModel):
     )
     tag: list[Tag] = Field(
         default_factory=list,
-        max_length=20,
+        max_length=MAX_TAGS,
         description="All of these tags, compared case-insensitively (repeat the parameter).",
     )
-    q: Annotated[str | None, AfterValidator(_blank_is_absent)] = Field(
+    q: Annotated[str | None, AfterValidator(_search_text)] = Field(
         default=None,
         description="Case-insensitive text searched in the title and description.",
         json_schema_extra={"maxLength": SEARCH_MAX_LENGTH, "pattern": "^[^\\x00-\\x1f\\x7f]*$"},

@@ -37,32 +37,36 @@ from sqlalchemy.types import Boolean
 
 from todo_api.core.db import Database
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS
-from todo_api.models.types import SQLITE_FOLD, UTCDateTime, due_sort_key
+from todo_api.models.types import SQLITE_FOLD, TagList, UTCDateTime, due_sort_key
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.schemas.task import tag_key
 from todo_api.services import cursors
-from todo_api.services.tasks import COLUMNS, TaskRow, tasks
+from todo_api.services.tasks import COLUMNS, OWNER, TaskRow, tasks
 
 
-class has_tag(FunctionElement[bool]):
-    """Whether a tag-key list holds a key: `= ANY(...)` on PostgreSQL, `json_each` on SQLite."""
+class has_all_tags(FunctionElement[bool]):
+    """Whether a list of tag keys holds every key of another: one bound list, whatever its
+    length (`@>` on PostgreSQL; on SQLite, no wanted key is missing from the row's JSON)."""
 
     type = Boolean()
     inherit_cache = True
-    name = "has_tag"
+    name = "has_all_tags"
 
 
-@compiles(has_tag)
-def _has_tag_postgresql(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"({key} = ANY({column}))"
+@compiles(has_all_tags)
+def _has_all_tags_postgresql(element: has_all_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    column, wanted = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({column} @> {wanted})"
 
 
-@compiles(has_tag, "sqlite")
-def _has_tag_sqlite(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+@compiles(has_all_tags, "sqlite")
+def _has_all_tags_sqlite(element: has_all_tags, compiler: SQLCompiler, **kw: Any) -> str:
+    column, wanted = (compiler.process(clause, **kw) for clause in element.clauses)
     # Both parts are compiled SQL (a column and a bound parameter), never client text.
-    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {key})"  # noqa: S608
+    return (
+        f"NOT EXISTS (SELECT 1 FROM json_each({wanted}) AS wanted "  # noqa: S608
+        f"WHERE wanted.value NOT IN (SELECT value FROM json_each({column})))"
+    )
 
 
 class contains_text(FunctionElement[bool]):
@@ -125,9 +129,11 @@ class Order:
 @dataclass(frozen=True)
 class _Shape:
     order: Order
+    # Which filters are present (their values are bound parameters), and for `overdue` which
+    # way it filters.
     completed: bool
     priority: bool
-    tags: int
+    tags: bool
     search: bool
     due_before: bool
     due_after: bool
@@ -135,19 +141,19 @@ class _Shape:
     after: bool
 
 
-_OWNER = tasks.c.user_id == bindparam("owner")
 _OVERDUE = and_(tasks.c.due_at < bindparam("now", type_=UTCDateTime()), not_(tasks.c.completed))
 _NOT_OVERDUE = or_(
     tasks.c.due_at.is_(None),
     tasks.c.due_at >= bindparam("now", type_=UTCDateTime()),
     tasks.c.completed,
 )
-# With repeats, three parameters express any set of priorities, so the set is not in the shape.
-_PRIORITY_SLOTS = 3
+# With repeats, one parameter per priority expresses any set of them, so the set is not part
+# of the shape.
+_PRIORITY_SLOTS = len(PRIORITY_RANKS)
 
 
 def _filters(shape: _Shape) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [_OWNER]
+    where: list[ColumnElement[bool]] = [OWNER]
     if shape.completed:
         where.append(tasks.c.completed == bindparam("completed"))
     if shape.priority:
@@ -155,8 +161,8 @@ def _filters(shape: _Shape) -> list[ColumnElement[bool]]:
             bindparam(f"priority_{i}") for i in range(_PRIORITY_SLOTS)
         ]
         where.append(tasks.c.priority.in_(slots))
-    for i in range(shape.tags):
-        where.append(has_tag(tasks.c.tag_keys, bindparam(f"tag_{i}")))
+    if shape.tags:
+        where.append(has_all_tags(tasks.c.tag_keys, bindparam("tags", type_=TagList())))
     if shape.search:
         pattern: BindParameter[str] = bindparam("search")
         where.append(
@@ -171,7 +177,9 @@ def _filters(shape: _Shape) -> list[ColumnElement[bool]]:
     return where
 
 
-@functools.lru_cache(maxsize=1024)
+# Shapes are bounded (10 orders x the presence of 8 filters), and one is a few tens of KB with
+# its compiled form: the most recent ones are kept.
+@functools.lru_cache(maxsize=512)
 def _list_statement(shape: _Shape) -> Select[Any]:
     order = shape.order
     key = order.key()
@@ -190,69 +198,77 @@ class Page:
     next_cursor: str | None
 
 
-def _fingerprint_of(query: TaskListQuery) -> dict[str, Any]:
-    """What a cursor is only valid with: every filter and the order (not the page size)."""
-    return {
-        "completed": query.completed,
-        "priority": sorted(set(query.priority)),
-        "tag": sorted({tag_key(tag) for tag in query.tag}),
-        "q": query.q,
-        "due_before": query.due_before,
-        "due_after": query.due_after,
-        "overdue": query.overdue,
-        "sort": query.sort,
-    }
+def listing_fingerprint(user_id: str, query: TaskListQuery) -> str:
+    """What a cursor is only valid with: its user, every filter and the order (not the page
+    size)."""
+    return cursors.fingerprint(
+        {
+            "user_id": user_id,
+            "completed": query.completed,
+            "priority": sorted(set(query.priority)),
+            "tag": sorted({tag_key(tag) for tag in query.tag}),
+            "q": query.q,
+            "due_before": query.due_before,
+            "due_after": query.due_after,
+            "overdue": query.overdue,
+            "sort": query.sort,
+        }
+    )
 
 
 @dataclass(frozen=True)
 class ListPlan:
-    """The one statement of a page, its parameters, and what the page's cursor is made of."""
+    """The one statement of a page and its parameters."""
 
     statement: Select[Any]
     params: dict[str, Any]
     order: Order
-    fingerprint: str
+    # The instant `overdue` is judged at: the first page's, carried from page to page so a
+    # task passing its due time while a client pages cannot be skipped or shown twice.
+    now: datetime | None
 
 
 def plan_list(*, user_id: str, query: TaskListQuery) -> ListPlan:
     """How to read one page (one row more than asked, which says whether another follows).
     A cursor that does not belong to this listing is refused here, before any query."""
     order = Order.parse(query.sort)
-    fingerprint = cursors.fingerprint(_fingerprint_of(query))
     params: dict[str, Any] = {"owner": user_id, "limit": query.limit + 1}
-    after = None
+    now = None
     if query.cursor is not None:
-        after = cursors.decode(query.cursor, order=order.field, fingerprint=fingerprint)
-        params["after_key"], params["after_id"] = after
+        position = cursors.decode(
+            query.cursor, order=order.field, fingerprint=listing_fingerprint(user_id, query)
+        )
+        params["after_key"], params["after_id"] = position.key, position.task_id
+        now = position.now
+    if query.overdue is not None:
+        now = now or datetime.now(UTC)
+        params["now"] = now
     if query.completed is not None:
         params["completed"] = query.completed
     priorities = sorted({PRIORITY_RANKS[name] for name in query.priority})
     for i in range(_PRIORITY_SLOTS):
         if priorities:
             params[f"priority_{i}"] = priorities[min(i, len(priorities) - 1)]
-    keys = sorted({tag_key(tag) for tag in query.tag})
-    for i, key in enumerate(keys):
-        params[f"tag_{i}"] = key
+    if query.tag:
+        params["tags"] = sorted({tag_key(tag) for tag in query.tag})
     if query.q is not None:
         params["search"] = like_pattern(query.q)
     if query.due_before is not None:
         params["due_before"] = query.due_before
     if query.due_after is not None:
         params["due_after"] = query.due_after
-    if query.overdue is not None:
-        params["now"] = datetime.now(UTC)
     shape = _Shape(
         order=order,
         completed=query.completed is not None,
         priority=bool(priorities),
-        tags=len(keys),
+        tags=bool(query.tag),
         search=query.q is not None,
         due_before=query.due_before is not None,
         due_after=query.due_after is not None,
         overdue=query.overdue,
-        after=after is not None,
+        after=query.cursor is not None,
     )
-    return ListPlan(_list_statement(shape), params, order, fingerprint)
+    return ListPlan(_list_statement(shape), params, order, now)
 
 
 async def list_tasks(db: Database, *, user_id: str, query: TaskListQuery) -> Page:
@@ -262,14 +278,18 @@ async def list_tasks(db: Database, *, user_id: str, query: TaskListQuery) -> Pag
     if len(rows) <= query.limit:
         return Page(rows=rows, next_cursor=None)
     rows = rows[: query.limit]
-    last = rows[-1]
-    next_cursor = cursors.encode(
-        order=plan.order.field,
-        fingerprint=plan.fingerprint,
-        key=plan.order.row_key(last),
-        task_id=last["id"],
+    return Page(
+        rows=rows, next_cursor=cursor_after(rows[-1], user_id=user_id, query=query, plan=plan)
     )
-    return Page(rows=rows, next_cursor=next_cursor)
+
+
+def cursor_after(row: TaskRow, *, user_id: str, query: TaskListQuery, plan: ListPlan) -> str:
+    """The cursor of the page that follows `row` in this listing."""
+    return cursors.encode(
+        cursors.Position(plan.order.row_key(row), row["id"], plan.now),
+        order=plan.order.field,
+        fingerprint=listing_fingerprint(user_id, query),
+    )
 
 
 _COUNT = func.count()
@@ -282,7 +302,7 @@ _COUNTS: list[ColumnElement[Any]] = [
         for rank, name in sorted(PRIORITY_NAMES.items())
     ),
 ]
-_STATS: Select[Any] = select(*_COUNTS).where(_OWNER)
+_STATS: Select[Any] = select(*_COUNTS).where(OWNER)
 
 
 async def task_stats(db: Database, *, user_id: str) -> dict[str, Any]:
@@ -297,7 +317,7 @@ async def task_stats(db: Database, *, user_id: str) -> dict[str, Any]:
     }
 
 
-_CLEAR_COMPLETED: Delete = delete(tasks).where(_OWNER, tasks.c.completed)
+_CLEAR_COMPLETED: Delete = delete(tasks).where(OWNER, tasks.c.completed)
 
 
 async def clear_completed(db: Database, *, user_id: str) -> int:

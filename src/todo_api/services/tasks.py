@@ -20,6 +20,7 @@ from sqlalchemy import (
     case,
     delete,
     insert,
+    literal_column,
     not_,
     null,
     or_,
@@ -41,7 +42,13 @@ COLUMNS = (
     tasks.c.title,
     tasks.c.description,
     tasks.c.completed,
-    case(PRIORITY_NAMES, value=tasks.c.priority).label("priority"),
+    # Literals, not parameters: the same SQL text on every call, nothing to bind.
+    case(
+        *(
+            (tasks.c.priority == literal_column(str(rank)), literal_column(f"'{name}'"))
+            for rank, name in PRIORITY_NAMES.items()
+        )
+    ).label("priority"),
     tasks.c.due_at,
     tasks.c.tags,
     tasks.c.completed_at,
@@ -55,8 +62,8 @@ _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{
 
 # Statements are built once, with bound parameters: per request SQLAlchemy then only looks up
 # the compiled form in its cache instead of building, coercing and keying a new statement.
-_OWNER = tasks.c.user_id == bindparam("owner")
-_THE_TASK = and_(_OWNER, tasks.c.id == bindparam("task_id"))
+OWNER = tasks.c.user_id == bindparam("owner")
+_THE_TASK = and_(OWNER, tasks.c.id == bindparam("task_id"))
 _GET = select(*COLUMNS).where(_THE_TASK)
 _CREATE = insert(tasks).returning(*COLUMNS)
 # The instant a change is made: one value per statement (see `next_timestamp`).

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from todo_api.api import responses
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
-from todo_api.core.responses import json_bytes, row_response, rows_response
+from todo_api.core.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
 from todo_api.services import listing
@@ -36,6 +36,7 @@ class TaskIdConvertor(Convertor[str]):
         return value
 
 
+# Starlette keeps one registry per process; the name is this service's own.
 register_url_convertor("task", TaskIdConvertor())
 
 _CREATED: dict[int | str, dict[str, Any]] = {
@@ -105,7 +106,7 @@ async def clear_completed(
     """Delete all the user's completed tasks at once; `completed=true` is required, so a
     request without it deletes nothing (400)."""
     deleted = await listing.clear_completed(db, user_id=user_id)
-    return Response(json_bytes({"deleted": deleted}), media_type="application/json")
+    return JSONResponse({"deleted": deleted})
 
 
 @router.get(
@@ -117,7 +118,7 @@ async def clear_completed(
 async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
     """How many tasks the user has: in all, completed, pending, overdue and by priority."""
     stats = await listing.task_stats(db, user_id=user_id)
-    return Response(json_bytes(stats), media_type="application/json")
+    return JSONResponse(stats)
 
 
 @router.post(
