@@ -27,6 +27,7 @@ TASK_FIELDS = {
     "completed_at",
     "created_at",
     "updated_at",
+    "version",
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 

@@ -67,6 +67,7 @@ def test_server_honours_its_openapi_document(served: str, auth_mode: str, tmp_pa
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [
         str(schemathesis),
+        f"--config-file={Path(__file__).with_name('schemathesis.toml')}",
         "run",
         str(_document_without_cursors(served, tmp_path)),
         f"--url={served}",

@@ -54,6 +54,7 @@ TASK_COLUMNS = [
     "tags",
     "tag_keys",
     "completed_at",
+    "version",
 ]
 SORT_INDEXES = {
     INDEX_NAME,

@@ -152,3 +152,59 @@ COMMON: dict[int | str, dict[str, Any]] = {400: INVALID, 500: INTERNAL, 503: UNA
 WITH_TASK: dict[int | str, dict[str, Any]] = {**COMMON, 404: NOT_FOUND}
 BODY: dict[int | str, dict[str, Any]] = {413: TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
 WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, **BODY}
+
+_ETAG_HEADER = {
+    "description": 'The task\'s version as a strong entity tag, e.g. `"3"`: send it back in '
+    "`If-Match` to change the task only if nobody else has, or in `If-None-Match` to read it "
+    "only if it changed.",
+    "schema": {"type": "string"},
+}
+TAGGED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The task.", "headers": {"ETag": _ETAG_HEADER}},
+}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {
+        "description": "`If-None-Match` names the task's current ETag: no body.",
+        "headers": {"ETag": _ETAG_HEADER},
+    },
+}
+CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    412: {
+        **_problem(
+            "`If-Match` names none of the task's current version: nothing was written. The "
+            "`ETag` header carries the current one.",
+            _example(
+                412,
+                "/problems/precondition-failed",
+                "Precondition Failed",
+                'The task has changed since that version was read; it is now at ETag "4". '
+                "Read it again, then retry with the new ETag.",
+            ),
+        ),
+        "headers": {"ETag": _ETAG_HEADER},
+    },
+}
+# `*`, or a comma-separated list of (weak or strong) entity tags; a bare token (`3`) is taken
+# for the quoted tag (`"3"`) it stands for.
+_TAG = '(W/)?("[!#-~]*"|[!#-+\\x2d-~]+)'
+_LIST_OF_TAGS = f"^(\\*|{_TAG}( *, *{_TAG})*)$"
+_ENTITY_TAGS_SCHEMA = {
+    "type": "string",
+    "pattern": _LIST_OF_TAGS,
+    "examples": ['"3"'],
+}
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'Write only if the task is at one of these versions (`"3"`, or `*` for any). '
+    "Without it the last write wins.",
+    "schema": _ENTITY_TAGS_SCHEMA,
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "Answer 304 without a body if the task is still at one of these versions.",
+    "schema": _ENTITY_TAGS_SCHEMA,
+}

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from todo_api.core.etags import entity_tag
 from todo_api.core.requestctx import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,23 @@ class TaskNotFound(NotFound):
     def __init__(self) -> None:
         # Always the same text: nothing may reveal whether the id exists for another user.
         super().__init__("No task with this id exists for this user.")
+
+
+class PreconditionFailed(AppError):
+    """A conditional write (`If-Match`) found the task at another version; nothing was written."""
+
+    status = 412
+    type = "/problems/precondition-failed"
+    title = "Precondition Failed"
+
+    def __init__(self, current_version: int) -> None:
+        etag = entity_tag(current_version)
+        super().__init__(
+            f"The task has changed since that version was read; it is now at ETag {etag}. "
+            "Read it again, then retry with the new ETag.",
+            headers={"ETag": etag},
+        )
+        self.current_version = current_version
 
 
 class ServiceUnavailable(AppError):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import CheckConstraint, Column, Index, SmallInteger, String, text
+from sqlalchemy import CheckConstraint, Column, Index, Integer, SmallInteger, String, text
 from sqlmodel import Field, SQLModel
 
 from todo_api.models.types import TAG_MAX_LENGTH, TagList, UTCDateTime, due_sort_key
@@ -65,6 +65,8 @@ class Task(TaskBase, table=True):
     )
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # 1 when created, one more with every change: the task's ETag.
+    version: int = Field(sa_column=Column(Integer, nullable=False, server_default=text("1")))
 
 
 _columns = Task.__table__.c  # type: ignore[attr-defined]

@@ -170,28 +170,22 @@ def tag_key(tag: str) -> str:
 
 
 def _distinct_tags(tags: list[str] | None) -> list[str]:
-    tags = tags or []
-    seen: set[str] = set()
-    for tag in tags:
-        key = tag_key(tag)
-        if key in seen:
-            raise PydanticCustomError(
-                "duplicate_tag",
-                "tags must be distinct (compared case-insensitively); '{tag}' repeats",
-                {"tag": tag},
-            )
-        seen.add(key)
-    return tags
+    """Tags once each: a repeat (compared case-insensitively, after trimming) is dropped, and
+    the first spelling kept."""
+    distinct: dict[str, str] = {}
+    for tag in tags or []:
+        distinct.setdefault(tag_key(tag), tag)
+    return list(distinct.values())
 
 
 Tags = Annotated[
     list[Tag] | None,
     Field(
         max_length=MAX_TAGS,
-        description=f"0-{MAX_TAGS} distinct tags of 1-{TAG_MAX_LENGTH} characters, compared "
-        "case-insensitively and kept in the order given; null means none.",
+        description=f"Up to {MAX_TAGS} tags of 1-{TAG_MAX_LENGTH} characters, kept in the order "
+        "given; tags compare case-insensitively, so a repeat is dropped (the first spelling "
+        "stays); null means none.",
         examples=[["errands", "home"]],
-        json_schema_extra={"uniqueItems": True},
     ),
     AfterValidator(_distinct_tags),
 ]

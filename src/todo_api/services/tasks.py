@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
+    Delete,
     Select,
     Update,
     and_,
@@ -27,9 +29,10 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.sql.dml import ReturningDelete
 
 from todo_api.core.db import Database
-from todo_api.core.errors import TaskNotFound
+from todo_api.core.errors import PreconditionFailed, TaskNotFound
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
 from todo_api.models.types import UTCDateTime, next_timestamp
 from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key
@@ -54,6 +57,7 @@ COLUMNS = (
     tasks.c.completed_at,
     tasks.c.created_at,
     tasks.c.updated_at,
+    tasks.c.version,
 )
 
 TaskRow = Mapping[str, Any]
@@ -68,25 +72,45 @@ _GET = select(*COLUMNS).where(_THE_TASK)
 _CREATE = insert(tasks).returning(*COLUMNS)
 # The instant a change is made: one value per statement (see `next_timestamp`).
 _NOW = next_timestamp(tasks.c.updated_at, bindparam("now", type_=UTCDateTime()))
-_TOGGLE = (
-    update(tasks)
-    .where(_THE_TASK)
-    .values(
-        completed=not_(tasks.c.completed),
-        completed_at=case((tasks.c.completed, null()), else_=_NOW),
-        updated_at=_NOW,
-    )
-    .returning(*COLUMNS)
-)
-_DELETE = delete(tasks).where(_THE_TASK).returning(tasks.c.id)
 # Columns a client changes (`tag_keys` follows `tags`); `completed_at` follows `completed`.
 UPDATABLE = ("title", "description", "completed", "priority", "due_at", "tags", "tag_keys")
+# A conditional write (If-Match) names the versions it may change: up to this many, repeated to
+# fill the slots, so any set is one statement.
+MATCH_SLOTS = 4
+_VERSION_MATCHES = tasks.c.version.in_([bindparam(f"if_version_{i}") for i in range(MATCH_SLOTS)])
+_CURRENT_VERSION = select(tasks.c.version).where(_THE_TASK)
+
+
+def _which(conditional: bool) -> ColumnElement[bool]:
+    """The task a write changes: the owner's, and with `If-Match`, only at a matching version.
+    Check and write are one statement, so no other write can slip in between."""
+    return and_(_THE_TASK, _VERSION_MATCHES) if conditional else _THE_TASK
 
 
 @functools.cache
-def _update_statement(fields: frozenset[str]) -> Update:
-    """`UPDATE` of these columns; `updated_at` moves only if one of them really changes, and
-    `completed_at` only when the task really becomes completed or reopened."""
+def _toggle_statement(conditional: bool) -> Update:
+    return (
+        update(tasks)
+        .where(_which(conditional))
+        .values(
+            completed=not_(tasks.c.completed),
+            completed_at=case((tasks.c.completed, null()), else_=_NOW),
+            updated_at=_NOW,
+            version=tasks.c.version + 1,
+        )
+        .returning(*COLUMNS)
+    )
+
+
+@functools.cache
+def _delete_statement(conditional: bool) -> ReturningDelete[Any]:
+    return delete(tasks).where(_which(conditional)).returning(tasks.c.id)
+
+
+@functools.cache
+def _update_statement(fields: frozenset[str], conditional: bool) -> Update:
+    """`UPDATE` of these columns; `updated_at` and `version` move only if one of them really
+    changes, and `completed_at` only when the task really becomes completed or reopened."""
     new = {name: bindparam(f"new_{name}", type_=tasks.c[name].type) for name in UPDATABLE}
     changed = or_(*(tasks.c[name].is_distinct_from(new[name]) for name in sorted(fields)))
     values: dict[str, Any] = {name: new[name] for name in sorted(fields)}
@@ -98,8 +122,12 @@ def _update_statement(fields: frozenset[str]) -> Update:
         )
     return (
         update(tasks)
-        .where(_THE_TASK)
-        .values(**values, updated_at=case((changed, _NOW), else_=tasks.c.updated_at))
+        .where(_which(conditional))
+        .values(
+            **values,
+            updated_at=case((changed, _NOW), else_=tasks.c.updated_at),
+            version=case((changed, tasks.c.version + 1), else_=tasks.c.version),
+        )
         .returning(*COLUMNS)
     )
 
@@ -135,53 +163,103 @@ async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRo
         "completed_at": now if data.completed else None,
         "created_at": now,
         "updated_at": now,
+        "version": 1,
     }
     [row] = await db.fetch(_CREATE, values)
     created: TaskRow = row
     return created
 
 
-async def update_task(db: Database, *, user_id: str, task_id: str, changes: TaskUpdate) -> TaskRow:
-    """Apply the fields the client sent; `updated_at` moves only if a value really changes."""
+async def update_task(
+    db: Database,
+    *,
+    user_id: str,
+    task_id: str,
+    changes: TaskUpdate,
+    if_match: Sequence[int] | None = None,
+) -> TaskRow:
+    """Apply the fields the client sent; `updated_at` moves only if a value really changes.
+    With `if_match`, only if the task is at one of those versions (else PreconditionFailed)."""
     values = changes.changes()
     if not values:
-        return await get_task(db, user_id=user_id, task_id=task_id)
-    return await _apply_changes(db, user_id=user_id, task_id=task_id, values=values)
+        row = await get_task(db, user_id=user_id, task_id=task_id)
+        if if_match is not None and row["version"] not in if_match:
+            raise PreconditionFailed(row["version"])
+        return row
+    return await _apply_changes(
+        db, user_id=user_id, task_id=task_id, values=values, if_match=if_match
+    )
 
 
 async def set_completed(
-    db: Database, *, user_id: str, task_id: str, completed: bool | None
+    db: Database,
+    *,
+    user_id: str,
+    task_id: str,
+    completed: bool | None,
+    if_match: Sequence[int] | None = None,
 ) -> TaskRow:
     """Set `completed` to the given value, or flip it when no value is given."""
     if completed is not None:
         return await _apply_changes(
-            db, user_id=user_id, task_id=task_id, values={"completed": completed}
+            db, user_id=user_id, task_id=task_id, values={"completed": completed}, if_match=if_match
         )
-    params = _task_key(user_id, task_id)
-    params["now"] = datetime.now(UTC)
-    return await _one_task(db, _TOGGLE, params)
+    params = _write_params(user_id, task_id, if_match)
+    return await _written_task(db, _toggle_statement(if_match is not None), params)
 
 
-async def delete_task(db: Database, *, user_id: str, task_id: str) -> None:
-    if not await db.fetch(_DELETE, _task_key(user_id, task_id)):
-        raise TaskNotFound()
+async def delete_task(
+    db: Database, *, user_id: str, task_id: str, if_match: Sequence[int] | None = None
+) -> None:
+    params = _write_params(user_id, task_id, if_match)
+    await _written_task(db, _delete_statement(if_match is not None), params)
 
 
 async def _apply_changes(
-    db: Database, *, user_id: str, task_id: str, values: Mapping[str, Any]
+    db: Database,
+    *,
+    user_id: str,
+    task_id: str,
+    values: Mapping[str, Any],
+    if_match: Sequence[int] | None,
 ) -> TaskRow:
     columns = dict(values)
     if "priority" in columns:
         columns["priority"] = PRIORITY_RANKS[columns["priority"]]
     if "tags" in columns:
         columns["tag_keys"] = [tag_key(tag) for tag in columns["tags"]]
+    params = _write_params(user_id, task_id, if_match)
+    params.update({f"new_{name}": value for name, value in columns.items()})
+    statement = _update_statement(frozenset(columns), if_match is not None)
+    return await _written_task(db, statement, params)
+
+
+def _write_params(user_id: str, task_id: str, if_match: Sequence[int] | None) -> dict[str, Any]:
     params = _task_key(user_id, task_id)
     params["now"] = datetime.now(UTC)
-    params.update({f"new_{name}": value for name, value in columns.items()})
-    return await _one_task(db, _update_statement(frozenset(columns)), params)
+    if if_match is not None:
+        if not 1 <= len(if_match) <= MATCH_SLOTS:
+            raise ValueError(f"between 1 and {MATCH_SLOTS} versions may be matched")
+        for i in range(MATCH_SLOTS):
+            params[f"if_version_{i}"] = if_match[min(i, len(if_match) - 1)]
+    return params
 
 
-async def _one_task(db: Database, stmt: Select[Any] | Update, params: dict[str, Any]) -> TaskRow:
+async def _written_task(db: Database, stmt: Update | Delete, params: dict[str, Any]) -> TaskRow:
+    """Run a write of one task. When it changed nothing, say why: the task is missing (404),
+    or, for a conditional write, it is at another version (412, with the version it is at)."""
+    rows = await db.fetch(stmt, params)
+    if rows:
+        row: TaskRow = rows[0]
+        return row
+    if "if_version_0" in params:
+        current = await db.fetch(_CURRENT_VERSION, params)
+        if current:
+            raise PreconditionFailed(current[0]["version"])
+    raise TaskNotFound()
+
+
+async def _one_task(db: Database, stmt: Select[Any], params: dict[str, Any]) -> TaskRow:
     """Run a statement that yields at most the one task it names; not found when it yields none."""
     rows = await db.fetch(stmt, params)
     if not rows:

@@ -11,12 +11,18 @@ from starlette.responses import Response
 
 from todo_api.api import responses
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
+from todo_api.core.errors import InvalidParameter
+from todo_api.core.etags import EntityTag, entity_tag, parse_entity_tags
 from todo_api.core.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
 from todo_api.services import listing
 from todo_api.services import tasks as service
 
+# Versions start at 1: a conditional write naming no version can never match.
+NO_VERSION = 0
+# `*`: any current version of the task (compared by identity: no parsed list is this one).
+ANY_VERSION: list[EntityTag] = []
 # Characters a path segment may hold unencoded (RFC 3986 pchar).
 PATH_SAFE = "!$&'()*+,;=:@-._~"
 
@@ -132,56 +138,70 @@ async def create_task(db: AdmittedDatabase, user_id: UserID, data: TaskCreate) -
     """Create a task; the response's `Location` header is its URL."""
     row = await service.create_task(db, user_id=user_id, data=data)
     location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
-    return row_response(row, status_code=status.HTTP_201_CREATED, headers={"Location": location})
+    return _task_response(row, status_code=status.HTTP_201_CREATED, location=location)
 
 
 @router.get(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses=responses.WITH_TASK,
+    responses={**responses.WITH_TASK, **responses.TAGGED, **responses.NOT_MODIFIED},
+    openapi_extra={"parameters": [responses.IF_NONE_MATCH]},
     summary="Get a task",
 )
-async def get_task(db: AdmittedDatabase, user_id: UserID, task_id: TaskID) -> Response:
-    """One task of the user."""
+async def get_task(
+    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID
+) -> Response:
+    """One task of the user. With `If-None-Match` naming its current ETag: 304, no body."""
     row = await service.get_task(db, user_id=user_id, task_id=task_id)
-    return row_response(row)
+    if _not_modified(request, row["version"]):
+        headers = {"ETag": entity_tag(row["version"])}
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return _task_response(row)
 
 
 @router.put(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses=responses.WITH_BODY,
+    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
+    openapi_extra={"parameters": [responses.IF_MATCH]},
     summary="Update a task",
 )
 async def replace_task(
-    db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """Change the fields sent; omitted fields keep their value, `description: null` clears it."""
-    row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
-    return row_response(row)
+    row = await service.update_task(
+        db, user_id=user_id, task_id=task_id, changes=changes, if_match=_if_match(request)
+    )
+    return _task_response(row)
 
 
 @router.patch(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses=responses.WITH_BODY,
+    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
+    openapi_extra={"parameters": [responses.IF_MATCH]},
     summary="Patch a task",
 )
 async def patch_task(
-    db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
-    row = await service.update_task(db, user_id=user_id, task_id=task_id, changes=changes)
-    return row_response(row)
+    row = await service.update_task(
+        db, user_id=user_id, task_id=task_id, changes=changes, if_match=_if_match(request)
+    )
+    return _task_response(row)
 
 
 @router.patch(
     "/{task_id:task}/complete",
     response_model=TaskPublic,
-    responses=responses.WITH_BODY,
+    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
+    openapi_extra={"parameters": [responses.IF_MATCH]},
     summary="Toggle or set completion",
 )
 async def complete_task(
+    request: Request,
     db: AdmittedDatabase,
     user_id: UserID,
     task_id: TaskID,
@@ -189,18 +209,72 @@ async def complete_task(
 ) -> Response:
     """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry)."""
     completed = body.completed if body is not None else None
-    row = await service.set_completed(db, user_id=user_id, task_id=task_id, completed=completed)
-    return row_response(row)
+    row = await service.set_completed(
+        db, user_id=user_id, task_id=task_id, completed=completed, if_match=_if_match(request)
+    )
+    return _task_response(row)
 
 
 @router.delete(
     "/{task_id:task}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**responses.WITH_TASK, 204: {"description": "The task was deleted."}},
+    responses={
+        **responses.WITH_TASK,
+        **responses.CONDITIONAL,
+        204: {"description": "The task was deleted."},
+    },
+    openapi_extra={"parameters": [responses.IF_MATCH]},
     summary="Delete a task",
 )
-async def delete_task(db: AdmittedDatabase, user_id: UserID, task_id: TaskID) -> Response:
+async def delete_task(
+    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID
+) -> Response:
     """Delete a task for good."""
-    await service.delete_task(db, user_id=user_id, task_id=task_id)
+    await service.delete_task(db, user_id=user_id, task_id=task_id, if_match=_if_match(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _task_response(
+    row: service.TaskRow, *, status_code: int = status.HTTP_200_OK, location: str | None = None
+) -> Response:
+    headers = {"ETag": entity_tag(row["version"])}
+    if location is not None:
+        headers["Location"] = location
+    return row_response(row, status_code=status_code, headers=headers)
+
+
+def _entity_tags(request: Request, header: str) -> list[EntityTag] | None:
+    """The header's tags (`ANY_VERSION` for `*`), or None when absent; 400 when malformed."""
+    value = request.headers.get(header)
+    if value is None:
+        return None
+    try:
+        tags = parse_entity_tags(value)
+    except ValueError:
+        message = 'must be "*" or a list of entity tags such as "3"'
+        raise InvalidParameter(header, message, type_="invalid_header") from None
+    return ANY_VERSION if tags is None else tags
+
+
+def _if_match(request: Request) -> list[int] | None:
+    """The versions a write may change (`If-Match`), or None for an unconditional write.
+
+    Strong comparison: a weak tag, or one that names no version, matches nothing, so such a
+    request can only fail with 412 (or 404 when the task does not exist)."""
+    tags = _entity_tags(request, "If-Match")
+    if tags is None or tags is ANY_VERSION:
+        return None
+    versions = sorted({v for tag in tags if not tag.weak and (v := tag.version()) is not None})
+    if len(versions) > service.MATCH_SLOTS:
+        message = f"may name at most {service.MATCH_SLOTS} versions"
+        raise InvalidParameter("If-Match", message, type_="too_many_entity_tags")
+    return versions or [NO_VERSION]
+
+
+def _not_modified(request: Request, version: int) -> bool:
+    """`If-None-Match` names the current version (weak comparison), or is `*`."""
+    tags = _entity_tags(request, "If-None-Match")
+    if tags is None:
+        return False
+    return tags is ANY_VERSION or any(tag.version() == version for tag in tags)
