@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run test test-pgbouncer lint format migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: $(RUNTIME)  ## serve on http://127.0.0.1:8000 (SQLite unless DATABASE_URL s
 
 test: $(DEV)  ## the suite; its PostgreSQL half runs when TEST_DATABASE_URL is set
 	$(BIN)/pytest -n 2
+
+# The PostgreSQL half of the suite through a transaction-pooling PgBouncer at PGBOUNCER_URL.
+PGBOUNCER_URL ?= postgresql://postgres@127.0.0.1:6432/test
+test-pgbouncer: $(DEV)
+	DB_POOLER=pgbouncer TEST_DATABASE_URL=$(PGBOUNCER_URL) $(BIN)/pytest -n 2 -k postgres
 
 lint: $(DEV)
 	$(BIN)/ruff check src tests bench

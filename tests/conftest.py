@@ -26,6 +26,18 @@ from todo_api.main import create_app
 from todo_api.models import metadata
 
 POSTGRES_ENV = "TEST_DATABASE_URL"
+# Set (DB_POOLER=pgbouncer) when TEST_DATABASE_URL is a transaction-pooling PgBouncer: the same
+# suite then runs through it, except the tests of what only a direct connection does.
+THROUGH_POOLER = os.environ.get("DB_POOLER") == "pgbouncer"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not THROUGH_POOLER:
+        return
+    skip = pytest.mark.skip(reason="the suite runs through a pooler; this checks a direct link")
+    for item in items:
+        if item.get_closest_marker("direct_postgres"):
+            item.add_marker(skip)
 
 
 def make_settings(**values: Any) -> Settings:

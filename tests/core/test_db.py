@@ -248,6 +248,7 @@ class TestPoolerDetection:
 
 
 @pytest.mark.postgres_only
+@pytest.mark.direct_postgres
 @requires_postgres
 class TestPostgresConnection:
     async def test_statement_timeout_is_the_configured_one(self) -> None:
@@ -373,7 +374,7 @@ class TestPostgresConnection:
 
 class TestExecutionPaths:
     def test_postgresql_runs_requests_on_the_direct_asyncpg_path(self) -> None:
-        settings = make_settings(database_url="postgresql://u@127.0.0.1:5432/db")
+        settings = make_settings(database_url="postgresql://u@127.0.0.1:5432/db", db_pooler="auto")
 
         assert create_database(settings).direct is not None
 

@@ -193,6 +193,7 @@ class TestUnusableUrls:
 
 
 @pytest.mark.postgres_only
+@pytest.mark.direct_postgres
 @requires_postgres
 class TestOnPostgres:
     async def test_libpq_style_url_connects_and_applies_options(self) -> None:

@@ -25,6 +25,8 @@ from todo_api.services import listing
 
 pytestmark = [
     pytest.mark.postgres_only,
+    # Plans are read on a direct connection (the statements as the direct path compiles them).
+    pytest.mark.direct_postgres,
     pytest.mark.skipif(postgres_url() is None, reason="TEST_DATABASE_URL is not set"),
 ]
 
