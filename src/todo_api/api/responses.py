@@ -153,19 +153,19 @@ WITH_TASK: dict[int | str, dict[str, Any]] = {**COMMON, 404: NOT_FOUND}
 BODY: dict[int | str, dict[str, Any]] = {413: TOO_LARGE, 415: UNSUPPORTED_MEDIA_TYPE}
 WITH_BODY: dict[int | str, dict[str, Any]] = {**WITH_TASK, **BODY}
 
-_ETAG_HEADER = {
+ETAG_HEADER = {
     "description": 'The task\'s version as a strong entity tag, e.g. `"3"`: send it back in '
     "`If-Match` to change the task only if nobody else has, or in `If-None-Match` to read it "
     "only if it changed.",
     "schema": {"type": "string"},
 }
 TAGGED: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The task.", "headers": {"ETag": _ETAG_HEADER}},
+    200: {"description": "The task.", "headers": {"ETag": ETAG_HEADER}},
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {
         "description": "`If-None-Match` names the task's current ETag: no body.",
-        "headers": {"ETag": _ETAG_HEADER},
+        "headers": {"ETag": ETAG_HEADER},
     },
 }
 CONDITIONAL: dict[int | str, dict[str, Any]] = {
@@ -181,7 +181,7 @@ CONDITIONAL: dict[int | str, dict[str, Any]] = {
                 "Read it again, then retry with the new ETag.",
             ),
         ),
-        "headers": {"ETag": _ETAG_HEADER},
+        "headers": {"ETag": ETAG_HEADER},
     },
 }
 # `*`, or a comma-separated list of (weak or strong) entity tags; a bare token (`3`) is taken

@@ -12,6 +12,8 @@ _ENTITY_TAG = re.compile(
     r'[\s,]*(W/)?(?:"([\x21\x23-\x7e\x80-\xff]*)"|([\x21\x23-\x2b\x2d-\x7e]+))\s*(?:,|$)'
 )
 ANY = "*"
+# Versions are a 32-bit column.
+MAX_VERSION = 2**31 - 1
 
 
 def entity_tag(version: int) -> str:
@@ -24,10 +26,13 @@ class EntityTag:
     opaque: str
 
     def version(self) -> int | None:
-        """The task version this tag names, if it names one."""
-        if self.opaque.isdigit() and len(self.opaque) <= 18:
-            return int(self.opaque)
-        return None
+        """The task version this tag names, if it names one: exactly the digits the server
+        writes (no sign, no leading zero, ASCII only) and within the column's range."""
+        opaque = self.opaque
+        if not (opaque.isascii() and opaque.isdigit()) or (opaque[0] == "0" and opaque != "0"):
+            return None
+        version = int(opaque)
+        return version if version <= MAX_VERSION else None
 
 
 def parse_entity_tags(header: str) -> list[EntityTag] | None:

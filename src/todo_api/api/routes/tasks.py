@@ -50,6 +50,7 @@ _CREATED: dict[int | str, dict[str, Any]] = {
         "description": "The task was created.",
         "headers": {
             "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
+            "ETag": responses.ETAG_HEADER,
         },
     }
 }
@@ -246,9 +247,11 @@ def _task_response(
 
 def _entity_tags(request: Request, header: str) -> list[EntityTag] | None:
     """The header's tags (`ANY_VERSION` for `*`), or None when absent; 400 when malformed."""
-    value = request.headers.get(header)
-    if value is None:
+    # Repeated header lines are one comma-separated list (RFC 9110 §5.3).
+    lines = request.headers.getlist(header)
+    if not lines:
         return None
+    value = ", ".join(lines)
     try:
         tags = parse_entity_tags(value)
     except ValueError:
