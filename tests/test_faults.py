@@ -1,0 +1,186 @@
+"""Database faults against the real server process: PostgreSQL reached through a TCP proxy of the
+test's own, whose link is cut and restored at will. Requests fail fast with 503 and Retry-After
+while the database is gone, and the service recovers by itself when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_url,
+)
+from tests.factories import assert_problem
+from tests.processes import serving
+
+pytestmark = [
+    pytest.mark.postgres_only,
+    # The proxy stands between the service and PostgreSQL itself.
+    pytest.mark.direct_postgres,
+    pytest.mark.skipif(postgres_url() is None, reason="TEST_DATABASE_URL is not set"),
+]
+
+CONNECT_TIMEOUT_S = 2
+# How long a request may take while the database is gone: the connect timeout, and a margin
+# for the pool's wait and the HTTP round trip.
+FAIL_FAST_S = CONNECT_TIMEOUT_S + 3
+
+
+class Link:
+    """A TCP proxy to PostgreSQL that can be cut (every connection dropped, new ones refused)
+    and restored. It runs on an event loop of its own, in a thread, so that nothing the test
+    does (waiting for the server to start, say) stalls the traffic it carries."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def start(self) -> None:
+        self._call(self._start())
+
+    def cut(self) -> None:
+        self._call(self._cut())
+
+    def close(self) -> None:
+        self._call(self._cut())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _connect(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        try:
+            server_in, server_out = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_out.transport.abort()
+            return
+        self._writers.update({client_out, server_out})
+        await asyncio.gather(self._pipe(client_in, server_out), self._pipe(server_in, client_out))
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except OSError:
+            pass
+        finally:
+            self._writers.discard(sink)
+            sink.transport.abort()
+
+
+@pytest.fixture
+def link() -> Iterator[Link]:
+    base = postgres_url()
+    assert base is not None
+    target = make_url(base)
+    proxy = Link(target.host or "127.0.0.1", target.port or 5432)
+    proxy.start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+async def database_behind(link: Link, worker_tag: str) -> AsyncIterator[str]:
+    """A fresh database, and its URL through the proxy."""
+    name = f"todo_faults_{worker_tag}"
+    url = await create_postgres_database(name)
+    try:
+        yield make_url(url).set(port=link.port).render_as_string(hide_password=False)
+    finally:
+        await drop_postgres_database(name)
+
+
+@contextlib.contextmanager
+def served(database_url: str, workdir: Path) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
+        "DB_POOL_TIMEOUT": "2",
+        "RATE_LIMIT": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    with serving(cwd=workdir, env=env) as base_url:
+        yield base_url
+
+
+async def timed_get(http: httpx.AsyncClient, path: str) -> tuple[httpx.Response, float]:
+    began = time.monotonic()
+    response = await http.get(path)
+    return response, time.monotonic() - began
+
+
+class TestDatabaseGone:
+    async def test_requests_fail_fast_with_503_then_recover_without_restart(
+        self, link: Link, database_behind: str, tmp_path: Path
+    ) -> None:
+        with served(database_behind, tmp_path) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                created = (await http.post("/api/alice/tasks", json={"title": "Kept"})).json()
+
+                link.cut()
+                outages = [await timed_get(http, path) for path in ["/api/alice/tasks"] * 3]
+                health, _ = await timed_get(http, "/health")
+                write = await http.post("/api/alice/tasks", json={"title": "Refused"})
+
+                for response, seconds in outages:
+                    problem = assert_problem(response, 503)
+                    assert problem["type"] == "/problems/service-unavailable"
+                    assert int(response.headers["retry-after"]) > 0
+                    assert seconds < FAIL_FAST_S
+                assert health.status_code == 503
+                assert int(health.headers["retry-after"]) > 0
+                assert_problem(write, 503)
+
+                link.start()
+                deadline = time.monotonic() + 15
+                recovered = None
+                while time.monotonic() < deadline:
+                    response = await http.get("/api/alice/tasks")
+                    if response.status_code == 200:
+                        recovered = response
+                        break
+                    assert_problem(response, 503)
+                    await asyncio.sleep(0.2)
+
+                assert recovered is not None, "the service did not recover within 15 s"
+                assert [task["id"] for task in recovered.json()] == [created["id"]]
+                assert (await http.get("/health")).status_code == 200
+                after = await http.post("/api/alice/tasks", json={"title": "After"})
+                assert after.status_code == 201
