@@ -36,9 +36,9 @@ def run_cli(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Complet
     )
 
 
-@contextmanager
-def serving(*, cwd: Path, env: Mapping[str, str]) -> Iterator[str]:
-    """`todo-api serve` on a free local port; yields its base URL once it answers."""
+def launch(*, cwd: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `todo-api serve` on a free local port; the process and its base URL once it
+    answers. The caller stops it."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [*COMMAND, "serve", "--port", str(port)],
@@ -50,6 +50,18 @@ def serving(*, cwd: Path, env: Mapping[str, str]) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_live(base_url, process)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return process, base_url
+
+
+@contextmanager
+def serving(*, cwd: Path, env: Mapping[str, str]) -> Iterator[str]:
+    """`todo-api serve` on a free local port; yields its base URL once it answers."""
+    process, base_url = launch(cwd=cwd, env=env)
+    try:
         yield base_url
     finally:
         process.terminate()

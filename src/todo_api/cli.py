@@ -129,6 +129,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         proxy_headers=True,
+        # SIGTERM: stop accepting, let requests in flight finish (bounded), then close the pool.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
 

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=5.0, gt=0, le=300)
     db_statement_timeout_ms: int = Field(default=15000, ge=0)
     db_pooler: Literal["auto", "pgbouncer", "none"] = "auto"
+    shutdown_grace_s: float = Field(default=30.0, gt=0, le=3600)
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] | None = None
