@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -20,10 +21,15 @@ from sqlalchemy.engine import make_url
 from tests.conftest import (
     create_postgres_database,
     drop_postgres_database,
+    libpq_dsn,
+    make_settings,
     postgres_url,
 )
 from tests.factories import assert_problem
 from tests.processes import serving
+from todo_api.core.db import create_database
+from todo_api.core.migrate import upgrade
+from todo_api.main import create_app
 
 pytestmark = [
     pytest.mark.postgres_only,
@@ -184,3 +190,45 @@ class TestDatabaseGone:
                 assert (await http.get("/health")).status_code == 200
                 after = await http.post("/api/alice/tasks", json={"title": "After"})
                 assert after.status_code == 201
+
+
+class TestConnectionsDroppedByTheServer:
+    async def test_idle_connections_the_server_dropped_are_replaced_unnoticed(
+        self, worker_tag: str
+    ) -> None:
+        """A restart or failover of PostgreSQL (or an idle timeout) ends the pool's connections;
+        the next requests get fresh ones instead of errors."""
+        name = f"todo_dropped_{worker_tag}"
+        url = await create_postgres_database(name)
+        settings = make_settings(database_url=url)
+        database = create_database(settings)
+        application = create_app(settings)
+        application.state.database = database
+        try:
+            await upgrade(database.engine)
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                created = await http.post("/api/alice/tasks", json={"title": "Before"})
+                assert created.status_code == 201
+                admin = await asyncpg.connect(libpq_dsn(url))
+                try:
+                    dropped = await admin.fetchval(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                        name,
+                    )
+                finally:
+                    await admin.close()
+                await asyncio.sleep(0.2)
+
+                after = [await http.get("/api/alice/tasks") for _ in range(3)]
+                written = await http.post("/api/alice/tasks", json={"title": "After"})
+
+            assert dropped >= 1
+            assert [r.status_code for r in after] == [200, 200, 200]
+            assert [t["title"] for t in after[0].json()] == ["Before"]
+            assert written.status_code == 201
+        finally:
+            await application.state.guard.close()
+            await database.dispose()
+            await drop_postgres_database(name)
