@@ -147,8 +147,10 @@ async def read_versions(database: Database) -> list[str]:
 def cli_env(database_url: str) -> dict[str, str]:
     """A minimal environment for the `todo-api` command: nothing from the developer's shell."""
     env = {"PATH": os.environ.get("PATH", os.defpath), "DATABASE_URL": database_url}
-    if "PYTHONPATH" in os.environ:
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    # PYTHONPATH to find the package; DB_POOLER when the suite runs through a pooler.
+    for name in ("PYTHONPATH", "DB_POOLER"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     return env
 
 
