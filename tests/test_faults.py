@@ -57,12 +57,21 @@ class Link:
         self.thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        # While stalled, what PostgreSQL sends is held back: queries hang mid-flight.
+        self._stalled = False
 
     def start(self) -> None:
         self._call(self._start())
 
     def cut(self) -> None:
         self._call(self._cut())
+
+    def stall(self) -> None:
+        self._stalled = True
+
+    def drop_connections(self) -> None:
+        """End every connection now (as a failing network would), but accept new ones."""
+        self._call(self._drop())
 
     def close(self) -> None:
         self._call(self._cut())
@@ -81,6 +90,10 @@ class Link:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self._drop()
+
+    async def _drop(self) -> None:
+        self._stalled = False
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
@@ -94,11 +107,18 @@ class Link:
             client_out.transport.abort()
             return
         self._writers.update({client_out, server_out})
-        await asyncio.gather(self._pipe(client_in, server_out), self._pipe(server_in, client_out))
+        await asyncio.gather(
+            self._pipe(client_in, server_out),
+            self._pipe(server_in, client_out, stallable=True),
+        )
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, stallable: bool = False
+    ) -> None:
         try:
             while data := await source.read(65536):
+                while stallable and self._stalled and not sink.transport.is_closing():
+                    await asyncio.sleep(0.01)
                 sink.write(data)
                 await sink.drain()
         except OSError:
@@ -232,3 +252,42 @@ class TestConnectionsDroppedByTheServer:
             await application.state.guard.close()
             await database.dispose()
             await drop_postgres_database(name)
+
+
+class TestConnectionLostMidRequest:
+    async def test_a_read_is_retried_once_on_a_fresh_connection(
+        self, link: Link, database_behind: str, tmp_path: Path
+    ) -> None:
+        with served(database_behind, tmp_path) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                created = (await http.post("/api/alice/tasks", json={"title": "Kept"})).json()
+
+                link.stall()
+                read = asyncio.ensure_future(http.get(f"/api/alice/tasks/{created['id']}"))
+                await asyncio.sleep(0.5)
+                assert not read.done()
+                link.drop_connections()
+                response = await read
+
+        assert response.status_code == 200, response.text
+        assert response.json()["id"] == created["id"]
+
+    async def test_a_write_is_not_retried_blindly(
+        self, link: Link, database_behind: str, tmp_path: Path
+    ) -> None:
+        with served(database_behind, tmp_path) as base_url:
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                link.stall()
+                write = asyncio.ensure_future(
+                    http.post("/api/alice/tasks", json={"title": "Maybe"})
+                )
+                await asyncio.sleep(0.5)
+                link.drop_connections()
+                response = await write
+                stored = (await http.get("/api/alice/tasks")).json()
+
+        # The insert may or may not have committed before the link died; the client is told it
+        # failed, and the write was not repeated (at most one task): Idempotency-Key is how a
+        # client retries such a write safely.
+        assert_problem(response, 503)
+        assert len(stored) <= 1

@@ -9,6 +9,7 @@ result wrapping), which measured at about 270 µs of a 780 µs request.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,17 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 COMPILED_CACHE_SIZE = 2048
+# The connection itself failed (not the statement): the server or the network went away.
+CONNECTION_LOST = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    ConnectionError,
+)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,13 +87,25 @@ class DirectPostgres:
 
     async def _run(self, method: str, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(stmt)
+        arguments = compiled.arguments(params)
+        try:
+            return await self._once(method, compiled.sql, arguments)
+        except CONNECTION_LOST:
+            # A read whose connection died under it is repeated once on a fresh connection; a
+            # write never is (it may have committed before the connection died).
+            if not isinstance(stmt, Select):
+                raise
+            logger.warning("connection lost during a read; retrying on a fresh connection")
+        return await self._once(method, compiled.sql, arguments)
+
+    async def _once(self, method: str, sql: str, arguments: list[Any]) -> Any:
         pool = self._pool or await self._start()
         # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
         # in a task of its own (`wait_for`), which costs more than the wait it guards.
         async with asyncio.timeout(self._acquire_timeout):
             conn = await pool.acquire()
         try:
-            return await getattr(conn, method)(compiled.sql, *compiled.arguments(params))
+            return await getattr(conn, method)(sql, *arguments)
         finally:
             await pool.release(conn)
 
