@@ -6,6 +6,7 @@ nothing changed. JWKS-based providers are served by a real HTTP server on localh
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -578,3 +579,30 @@ class TestEveryApiRouteIsGuarded:
                 require_guard(application)
         finally:
             await close_app(application)
+
+
+class TestAccessLogUser:
+    async def test_the_access_line_names_the_user_and_never_the_token(
+        self, serve: Serve, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        client = await serve(**HS_CONFIG)
+        token = token_for("alice")
+
+        with caplog.at_level(logging.INFO, logger="todo_api.access"):
+            mine = await client.get("/api/alice/tasks", headers=bearer(token))
+            theirs = await client.get("/api/bob/tasks", headers=bearer(token))
+            anonymous = await client.get("/api/alice/tasks")
+
+        lines = [r for r in caplog.records if r.name == "todo_api.access"]
+        assert (
+            [r.__dict__["status"] for r in lines]
+            == [
+                mine.status_code,
+                theirs.status_code,
+                anonymous.status_code,
+            ]
+            == [200, 403, 401]
+        )
+        # The token's user, also when refused for another user's tasks; none without a token.
+        assert [r.__dict__["user_id"] for r in lines] == ["alice", "alice", None]
+        assert not any(token in str(r.__dict__) for r in caplog.records)

@@ -10,6 +10,8 @@ from todo_api.core.ratelimit import RateLimited, RateLimiter, create_rate_limite
 from todo_api.core.security import Forbidden, TokenVerifier, Unauthorized
 
 RESPONSE_HEADERS_KEY = "response_headers"
+# The authenticated user of the request, for the access log.
+USER_KEY = "user_id"
 
 
 class Guard:
@@ -45,6 +47,7 @@ class Guard:
         except Unauthorized:
             await self._spend(request, _client_key(request))
             raise
+        request.scope.setdefault("state", {})[USER_KEY] = user_id
         await self._spend(request, f"user:{user_id}")
         if request.path_params.get("user_id") != user_id:
             raise Forbidden()

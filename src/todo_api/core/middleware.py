@@ -22,7 +22,7 @@ from todo_api.core.errors import (
     problem_response,
     unexpected_error_response,
 )
-from todo_api.core.guard import RESPONSE_HEADERS_KEY
+from todo_api.core.guard import RESPONSE_HEADERS_KEY, USER_KEY
 from todo_api.core.requestctx import reset_request_id, set_request_id
 
 access_logger = logging.getLogger("todo_api.access")
@@ -88,6 +88,8 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(duration_ms, 2),
                     "client": _client(scope),
+                    # Set once a token is verified (even if the request is then refused).
+                    "user_id": scope.get("state", {}).get(USER_KEY),
                 },
             )
             reset_request_id(token)
