@@ -205,14 +205,16 @@ async def set_completed(
             db, user_id=user_id, task_id=task_id, values={"completed": completed}, if_match=if_match
         )
     params = _write_params(user_id, task_id, if_match)
-    return await _written_task(db, _toggle_statement(if_match is not None), params)
+    conditional = if_match is not None
+    return await _written_task(db, _toggle_statement(conditional), params, conditional)
 
 
 async def delete_task(
     db: Database, *, user_id: str, task_id: str, if_match: Sequence[int] | None = None
 ) -> None:
     params = _write_params(user_id, task_id, if_match)
-    await _written_task(db, _delete_statement(if_match is not None), params)
+    conditional = if_match is not None
+    await _written_task(db, _delete_statement(conditional), params, conditional)
 
 
 async def _apply_changes(
@@ -230,8 +232,9 @@ async def _apply_changes(
         columns["tag_keys"] = [tag_key(tag) for tag in columns["tags"]]
     params = _write_params(user_id, task_id, if_match)
     params.update({f"new_{name}": value for name, value in columns.items()})
-    statement = _update_statement(frozenset(columns), if_match is not None)
-    return await _written_task(db, statement, params)
+    conditional = if_match is not None
+    statement = _update_statement(frozenset(columns), conditional)
+    return await _written_task(db, statement, params, conditional)
 
 
 def _write_params(user_id: str, task_id: str, if_match: Sequence[int] | None) -> dict[str, Any]:
@@ -245,14 +248,16 @@ def _write_params(user_id: str, task_id: str, if_match: Sequence[int] | None) ->
     return params
 
 
-async def _written_task(db: Database, stmt: Update | Delete, params: dict[str, Any]) -> TaskRow:
+async def _written_task(
+    db: Database, stmt: Update | Delete, params: dict[str, Any], conditional: bool
+) -> TaskRow:
     """Run a write of one task. When it changed nothing, say why: the task is missing (404),
     or, for a conditional write, it is at another version (412, with the version it is at)."""
     rows = await db.fetch(stmt, params)
     if rows:
         row: TaskRow = rows[0]
         return row
-    if "if_version_0" in params:
+    if conditional:
         current = await db.fetch(_CURRENT_VERSION, params)
         if current:
             raise PreconditionFailed(current[0]["version"])
