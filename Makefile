@@ -35,6 +35,7 @@ lint: $(DEV)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: $(DEV)
 	$(BIN)/ruff check --fix src tests bench

@@ -6,9 +6,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -36,16 +37,18 @@ def run_cli(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Complet
     )
 
 
-def launch(*, cwd: Path, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `todo-api serve` on a free local port; the process and its base URL once it
-    answers. The caller stops it."""
+def launch(
+    *, cwd: Path, env: Mapping[str, str], args: Sequence[str] = (), stderr: IO[bytes] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `todo-api serve [ARGS]` on a free local port (its log to `stderr`, or nowhere); the
+    process and its base URL once it answers. The caller stops it."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [*COMMAND, "serve", "--port", str(port)],
+        [*COMMAND, "serve", "--port", str(port), *args],
         cwd=cwd,
         env=dict(env),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL if stderr is None else stderr,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

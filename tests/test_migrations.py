@@ -8,7 +8,7 @@ import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ from todo_api.core.migrate import (
     upgrade,
 )
 from todo_api.models import metadata
-from todo_api.schemas.task import TaskCreate
-from todo_api.services.tasks import create_task
+from todo_api.schemas.task import TaskCreate, TaskUpdate
+from todo_api.services.tasks import create_task, update_task
 
 INDEX_NAME = "ix_tasks_user_id_created_at_id"
 TASK_COLUMNS = [
@@ -55,6 +55,7 @@ TASK_COLUMNS = [
     "tag_keys",
     "completed_at",
     "version",
+    "deleted_at",
 ]
 SORT_INDEXES = {
     INDEX_NAME,
@@ -67,9 +68,13 @@ SORT_INDEXES = {
 TRIGRAM_INDEXES = {"ix_tasks_user_id_title_trgm", "ix_tasks_user_id_description_trgm"}
 
 
+TOMBSTONE_INDEX = "ix_tasks_deleted_at"
+
+
 def expected_indexes(database: Database) -> set[str]:
     """pg_trgm and btree_gin exist on the PostgreSQL the suite runs on: search is indexed there."""
-    return SORT_INDEXES | (TRIGRAM_INDEXES if database.backend == "postgresql" else set())
+    trigrams = TRIGRAM_INDEXES if database.backend == "postgresql" else set()
+    return SORT_INDEXES | {TOMBSTONE_INDEX} | trigrams
 
 
 requires_postgres = pytest.mark.skipif(
@@ -119,6 +124,9 @@ def schema(conn: Connection) -> dict[str, Any]:
     }
 
 
+# Every table at head, in name order.
+HEAD_TABLES = ["alembic_version", "idempotency_keys", "tasks", "user_clocks"]
+
 INDEX_NAMES_SQL = {
     "postgresql": "SELECT indexname FROM pg_indexes WHERE tablename = 'tasks' "
     "AND indexname <> 'pk_tasks'",
@@ -162,7 +170,7 @@ class TestUpgradeFromEmpty:
         await upgrade(empty_db.engine)
 
         found = await read_schema(empty_db)
-        assert found["tables"] == ["alembic_version", "tasks"]
+        assert found["tables"] == HEAD_TABLES
         assert found["columns"] == TASK_COLUMNS
         assert found["index_names"] == expected_indexes(empty_db)
         columns, sorting = found["indexes"][INDEX_NAME]
@@ -222,7 +230,7 @@ class TestDowngrade:
         await upgrade(empty_db.engine)
 
         found = await read_schema(empty_db)
-        assert found["tables"] == ["alembic_version", "tasks"]
+        assert found["tables"] == HEAD_TABLES
         assert found["index_names"] == expected_indexes(empty_db)
         assert await current_revision(empty_db.engine) == head_revision()
         async with empty_db.engine.connect() as conn:
@@ -278,7 +286,7 @@ class TestConcurrentUpgrade:
         database = create_database(make_settings(database_url=pg_url))
         try:
             assert await read_versions(database) == [head_revision()]
-            assert (await read_schema(database))["tables"] == ["alembic_version", "tasks"]
+            assert (await read_schema(database))["tables"] == HEAD_TABLES
         finally:
             await database.dispose()
 
@@ -297,7 +305,7 @@ class TestMigrateCommand:
                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             )
             versions = [v for (v,) in conn.execute("SELECT version_num FROM alembic_version")]
-        assert tables == ["alembic_version", "tasks"]
+        assert tables == HEAD_TABLES
         assert versions == [head_revision()]
 
     def test_migrate_with_an_unreachable_database_exits_with_one_line(self, tmp_path: Path) -> None:
@@ -382,3 +390,45 @@ class TestUpgradeFromRevisionOne:
         assert "priority" not in (await read_schema(empty_db))["columns"]
         await upgrade(empty_db.engine)
         assert [row["id"] for row in await stored_tasks(empty_db, "alice")] == [created["id"]]
+
+
+class TestUpgradeToTombstones:
+    """Revision 0005: a user's clock starts at their latest change, so a task changed after the
+    upgrade is never stamped earlier than it was before, even if that instant lies ahead."""
+
+    async def test_changes_after_the_upgrade_come_after_every_earlier_one(
+        self, empty_db: Database
+    ) -> None:
+        await upgrade(empty_db.engine, "0004")
+        ahead = datetime.now(UTC) + timedelta(hours=1)
+        task = await create_task_at_revision_four(empty_db, updated_at=ahead)
+
+        await upgrade(empty_db.engine)
+
+        [before] = await stored_tasks(empty_db, "alice")
+        assert before["updated_at"] == ahead
+        changed = await update_task(
+            empty_db, user_id="alice", task_id=str(task), changes=TaskUpdate(title="Later")
+        )
+        assert changed["updated_at"] > ahead
+        created = await create_task(empty_db, user_id="alice", data=TaskCreate(title="Newer"))
+        assert created["updated_at"] > changed["updated_at"]
+
+
+async def create_task_at_revision_four(database: Database, *, updated_at: datetime) -> uuid.UUID:
+    task_id = uuid.uuid4()
+    postgres = database.backend == "postgresql"
+    stamp: Any = updated_at if postgres else updated_at.replace(tzinfo=None).isoformat(sep=" ")
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO tasks (id, user_id, title, completed, tags, tag_keys, created_at, "
+                "updated_at) VALUES (:id, 'alice', 'Ahead', false, :none, :none, :stamp, :stamp)"
+            ),
+            {
+                "id": task_id if postgres else task_id.hex,
+                "none": [] if postgres else "[]",
+                "stamp": stamp,
+            },
+        )
+    return task_id

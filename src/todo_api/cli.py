@@ -1,4 +1,4 @@
-"""The `todo-api` command: serve, migrate, token."""
+"""The `todo-api` command: serve, migrate, purge, token."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from todo_api.core.config import ConfigurationError, Settings, load_settings
@@ -16,6 +17,7 @@ from todo_api.core.errors import is_database_unavailable
 from todo_api.core.logging import configure_logging
 from todo_api.core.migrate import upgrade
 from todo_api.core.security import issue_token
+from todo_api.services.purge import Purged, purge
 
 logger = logging.getLogger("todo_api.cli")
 
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
     commands.add_parser("migrate", help="apply pending migrations and exit")
+    commands.add_parser(
+        "purge",
+        help="delete expired idempotency keys and tombstones older than TOMBSTONE_RETENTION_DAYS",
+    )
     token = commands.add_parser("token", help="print a bearer token for USER_ID (HS256, secret)")
     token.add_argument("user_id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
@@ -93,6 +99,39 @@ def _run_migrations(settings: Settings) -> int:
     return 0
 
 
+async def _purge(settings: Settings) -> Purged:
+    database = create_database(settings)
+    try:
+        return await purge(
+            database,
+            now=datetime.now(UTC),
+            tombstone_retention=timedelta(days=settings.tombstone_retention_days),
+        )
+    finally:
+        await database.dispose()
+
+
+def _run_purge(settings: Settings) -> int:
+    try:
+        purged = asyncio.run(_purge(settings))
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        _say(
+            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
+            f"({type(exc).__name__})"
+        )
+        return EXIT_DATABASE
+    logger.info(
+        "purged %d expired idempotency keys and %d tombstones older than %g days",
+        purged.idempotency_keys,
+        purged.tombstones,
+        settings.tombstone_retention_days,
+        extra={"idempotency_keys": purged.idempotency_keys, "tombstones": purged.tombstones},
+    )
+    return 0
+
+
 def _default_workers(settings: Settings) -> int:
     if not settings.is_production or settings.database.is_sqlite:
         return 1  # one process per SQLite file keeps its single writer uncontended
@@ -110,6 +149,8 @@ def _missing_sqlite_directory(settings: Settings) -> Path | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from todo_api.core.metrics import prepare_multiprocess_metrics
+
     if not args.no_migrate:
         status = _run_migrations(settings)
         if status:
@@ -118,6 +159,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if workers < 1:
         _say("todo-api: --workers must be at least 1")
         return EXIT_CONFIG
+    # Several workers share their metrics through files, set up before they start.
+    prepare_multiprocess_metrics(
+        enabled=settings.expose_metrics, workers=1 if args.reload else workers
+    )
     uvicorn.run(
         "todo_api.main:serve_app",
         factory=True,
@@ -147,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "migrate":
         return _run_migrations(settings)
+    if args.command == "purge":
+        return _run_purge(settings)
     return _serve(settings, args)
 
 

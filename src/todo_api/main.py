@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,11 +15,18 @@ from todo_api import __version__
 from todo_api.api import responses
 from todo_api.api.deps import admit
 from todo_api.api.routes import health, tasks
+from todo_api.core import metrics
 from todo_api.core.config import Settings, load_settings
 from todo_api.core.db import create_database
 from todo_api.core.errors import install_error_handlers
+from todo_api.core.errortracking import (
+    ErrorReportingMiddleware,
+    flush_error_tracking,
+    init_error_tracking,
+)
 from todo_api.core.guard import Guard
 from todo_api.core.logging import configure_logging
+from todo_api.core.metrics import enable_metrics, start_worker_metrics
 from todo_api.core.middleware import (
     BodyLimitMiddleware,
     ProblemCORSMiddleware,
@@ -27,6 +35,7 @@ from todo_api.core.middleware import (
 )
 from todo_api.core.openapi import build_openapi
 from todo_api.core.responses import JSONResponse
+from todo_api.services.idempotency import IdempotencyKeys
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +60,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "AUTHENTICATION IS OFF: anyone can read and change any user's tasks. "
             "Set AUTH_JWT_SECRET or AUTH_JWKS_URL before exposing this service."
         )
+    worker_metrics = start_worker_metrics(app)
     try:
         yield
     finally:
+        if worker_metrics is not None:
+            await worker_metrics.stop()
+        if app.state.error_tracking:
+            flush_error_tracking()
+        await app.state.idempotency.close()
         await app.state.guard.close()
         if owned:
             await app.state.database.dispose()
@@ -63,6 +78,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. Without `settings`, they are read from the environment."""
     settings = settings or load_settings()
+    error_tracking = init_error_tracking(settings)
     app = FastAPI(
         title="Todo API",
         version=__version__,
@@ -80,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = None
     app.state.guard = Guard.from_settings(settings)
+    app.state.metrics = enable_metrics() if settings.expose_metrics else None
+    app.state.error_tracking = error_tracking
+    app.state.idempotency = IdempotencyKeys(ttl=timedelta(hours=settings.idempotency_key_ttl_hours))
     # Every /api route passes the guard: set on the router, so no route is public by accident.
     guard_responses: dict[int | str, dict[str, Any]] = {}
     if settings.auth_enabled:
@@ -88,18 +107,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         guard_responses.update(responses.LIMITED)
     app.include_router(tasks.router, responses=guard_responses)
     app.include_router(health.router)
+    if app.state.metrics is not None:
+        app.include_router(metrics.router)
     require_guard(app)
     install_error_handlers(app)
     # Outermost last: request id and access log, then CORS, then the last-resort error handler.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
+    if error_tracking:
+        app.add_middleware(ErrorReportingMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Request-ID",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+        ],
         expose_headers=[
             "Location",
+            "ETag",
+            "Link",
+            "Idempotent-Replayed",
             "X-Request-ID",
             "Retry-After",
             "WWW-Authenticate",
@@ -108,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

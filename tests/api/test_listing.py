@@ -1023,7 +1023,7 @@ class TestForgedCursors:
         query = TaskListQuery(sort=sort)
         forged = cursors.encode(
             cursors.Position(key=key, task_id=task_id),
-            order=query.sort.removeprefix("-"),
+            order=listing.sort_of(query).removeprefix("-"),
             fingerprint=listing.listing_fingerprint("alice", query),
         )
 

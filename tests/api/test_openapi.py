@@ -86,10 +86,33 @@ class TestDocument:
 
         assert api == set(API_OPERATIONS)
 
-    async def test_no_operation_declares_422(self, document: JSON) -> None:
-        declaring = [(m, p) for m, p, op in all_operations(document) if "422" in op["responses"]]
+    async def test_422_is_declared_only_for_a_reused_idempotency_key(self, document: JSON) -> None:
+        """Validation failures are 400s; FastAPI's default 422 is declared nowhere."""
+        declaring = {
+            (m, p): op["responses"]["422"]
+            for m, p, op in all_operations(document)
+            if "422" in op["responses"]
+        }
 
-        assert declaring == []
+        assert set(declaring) == {
+            ("post", "/api/{user_id}/tasks"),
+            ("patch", "/api/{user_id}/tasks/{task_id}/complete"),
+        }
+        for response in declaring.values():
+            [media_type] = response["content"]
+            assert media_type == "application/problem+json"
+            example = response["content"][media_type]["example"]
+            assert example["type"] == "/problems/idempotency-key-reused"
+
+    async def test_idempotent_operations_document_the_key(self, document: JSON) -> None:
+        for method, path in [
+            ("post", "/api/{user_id}/tasks"),
+            ("patch", "/api/{user_id}/tasks/{task_id}/complete"),
+        ]:
+            operation = document["paths"][path][method]
+            names = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+            assert "Idempotency-Key" in names
+            assert "409" in operation["responses"]
 
     async def test_every_operation_has_a_summary(self, document: JSON) -> None:
         missing = [(m, p) for m, p, op in all_operations(document) if not op.get("summary")]
@@ -207,12 +230,15 @@ class TestSuccessResponses:
 
         assert "content" not in deleted
 
-    async def test_list_declares_an_array_of_tasks(self, document: JSON) -> None:
+    async def test_list_declares_an_array_of_tasks_or_tombstones(self, document: JSON) -> None:
         listed = operation(document, "get", LIST)["responses"]["200"]
 
         schema = listed["content"]["application/json"]["schema"]
         assert schema["type"] == "array"
-        assert schema["items"] == {"$ref": TASK_REF}
+        tombstone_ref = "#/components/schemas/TaskTombstone"
+        assert schema["items"] == {"anyOf": [{"$ref": TASK_REF}, {"$ref": tombstone_ref}]}
+        tombstone = document["components"]["schemas"]["TaskTombstone"]
+        assert set(tombstone["required"]) == {"id", "deleted", "deleted_at", "updated_at"}
 
     @pytest.mark.parametrize(
         ("method", "path"), [("get", ITEM), ("put", ITEM), ("patch", ITEM), ("patch", COMPLETE)]
@@ -254,6 +280,8 @@ LIST_PARAMETERS = [
     "due_before",
     "due_after",
     "overdue",
+    "updated_since",
+    "include_deleted",
     "sort",
     "limit",
     "cursor",

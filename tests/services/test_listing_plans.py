@@ -5,6 +5,7 @@ page: no sequential scan of the table, no sort of the user's whole set (the issu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -145,10 +146,24 @@ class TestListPlans:
         plan = await explain(seeded, TaskListQuery(sort=sort, cursor=cursor))
 
         assert_index_scan_without_sort(plan, SORT_INDEXES[sort])
-        # The position is an index condition (a range start), not a filter over skipped rows.
+        # The position is an index condition (a range start), not a filter over skipped rows;
+        # the only filter is the one that skips tombstones.
         [scan] = [n for n in nodes(plan) if n["Node Type"] in {"Index Scan", "Index Only Scan"}]
-        assert "Filter" not in scan, scan
+        assert scan.get("Filter") == "(deleted_at IS NULL)", scan
         assert "ROW(" in scan["Index Cond"], scan["Index Cond"]
+
+
+class TestSyncPlan:
+    async def test_a_sync_reads_the_changes_since_from_the_updated_at_index(
+        self, seeded: tuple[Database, str]
+    ) -> None:
+        since = datetime.now(UTC) - timedelta(days=1)
+        plan = await explain(seeded, TaskListQuery(updated_since=since, include_deleted=True))
+
+        assert_index_scan_without_sort(plan, "ix_tasks_user_id_updated_at_id")
+        [scan] = [n for n in nodes(plan) if n["Node Type"] in {"Index Scan", "Index Only Scan"}]
+        assert "updated_at >" in scan["Index Cond"], scan
+        assert "Filter" not in scan, scan
 
 
 class TestSearchPlan:

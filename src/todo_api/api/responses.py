@@ -208,3 +208,58 @@ IF_NONE_MATCH = {
     "description": "Answer 304 without a body if the task is still at one of these versions.",
     "schema": _ENTITY_TAGS_SCHEMA,
 }
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "A unique value per intended change (a UUID, say), repeated on every retry "
+    "of it: the change is made once, and a retry gets its response again (with "
+    "`Idempotent-Replayed: true`) for 24 hours. 1-255 printable ASCII characters, quoted "
+    '(`"..."`, a Structured Field string) or bare.',
+    "schema": {
+        "type": "string",
+        # Quoted: any 1-255 printable characters inside; bare: no space at either end.
+        "pattern": '^("[ -~]{1,255}"|[!-~]([ -~]{0,253}[!-~])?)$',
+        "examples": ['"8e0f6b2c-4f0e-4a8a-9d0e-2b8c1d3f5a71"'],
+    },
+}
+REPLAYED_HEADER = {
+    "description": "`true` when this is the recorded response of an earlier request with the "
+    "same `Idempotency-Key`.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+IDEMPOTENT: dict[int | str, dict[str, Any]] = {
+    409: _problem(
+        "The first request with this `Idempotency-Key` is still being processed: retry "
+        "shortly to get its response.",
+        _example(
+            409,
+            "/problems/idempotency-key-in-use",
+            "Conflict",
+            "A request with this Idempotency-Key is still being processed; retry shortly to "
+            "get its response.",
+        ),
+    ),
+    422: _problem(
+        "This `Idempotency-Key` was already used for a different request: nothing was done.",
+        _example(
+            422,
+            "/problems/idempotency-key-reused",
+            "Unprocessable Content",
+            "This Idempotency-Key was already used for a different request (another method, "
+            "path or body); use a new key for a new request.",
+        ),
+    ),
+}
+SYNC_HORIZON_PASSED = _problem(
+    "`updated_since` with `include_deleted` is older than the tombstone retention: list all "
+    "tasks again, then sync from there.",
+    _example(
+        410,
+        "/problems/sync-horizon-passed",
+        "Gone",
+        "Deleted tasks are remembered for 30 days; a sync from further back could miss "
+        "deletions. List all tasks again (without updated_since), then sync from the latest "
+        "updated_at.",
+    ),
+)

@@ -26,6 +26,7 @@ Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 MIN_SECRET_BYTES = 32
 DEFAULT_RATE_LIMIT = "1200/minute"
+MIN_METRICS_TOKEN_LENGTH = 16
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -50,9 +51,17 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=15000, ge=0)
     db_pooler: Literal["auto", "pgbouncer", "none"] = "auto"
     shutdown_grace_s: float = Field(default=30.0, gt=0, le=3600)
+    idempotency_key_ttl_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    tombstone_retention_days: float = Field(default=30.0, gt=0, le=3650)
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] | None = None
+    # Unset: on in development, off in production (see `expose_metrics`).
+    metrics_enabled: bool | None = None
+    metrics_token: SecretStr | None = None
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
 
     auth_jwt_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("auth_jwt_secret", "better_auth_secret")
@@ -104,6 +113,10 @@ class Settings(BaseSettings):
         "auth_jwt_audience",
         "auth_jwt_issuer",
         "redis_url",
+        "metrics_enabled",
+        "metrics_token",
+        "sentry_dsn",
+        "sentry_environment",
         mode="before",
     )
     @classmethod
@@ -138,6 +151,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// or rediss:// URL")
         return value
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_METRICS_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN_LENGTH} characters")
+        return value
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _check_sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be a Sentry DSN, like https://<key>@<host>/<project>")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -167,6 +194,13 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.auth_jwt_secret is not None or self.auth_jwks_url is not None
+
+    @property
+    def expose_metrics(self) -> bool:
+        """METRICS_ENABLED, or by default on in development and off in production."""
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return not self.is_production
 
     @property
     def effective_rate_limit(self) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from uuid import uuid4
 
 from sqlalchemy import Delete, Insert, Select, Update, event, text
@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 from todo_api.core.config import Settings
 from todo_api.core.dburl import DatabaseTarget
 from todo_api.core.direct import DirectPostgres
+from todo_api.core.metrics import timed_query
 from todo_api.models.types import (
     SQLITE_FOLD,
     SQLITE_NEXT_TIMESTAMP,
@@ -37,6 +38,29 @@ COMMAND_TIMEOUT_MARGIN_S = 2.0
 
 
 Statement: TypeAlias = Select[Any] | Insert | Update | Delete
+
+
+class Executor(Protocol):
+    """What runs a service's statements: the database itself (each statement on its own), or
+    one transaction of it (`Database.transaction()`)."""
+
+    def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Awaitable[Sequence[Any]]: ...
+
+    def execute(self, stmt: Statement, params: Mapping[str, Any]) -> Awaitable[int]: ...
+
+
+class _Transaction:
+    """Statements run on one SQLAlchemy connection inside its transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
+        return (await self._conn.execute(stmt, params)).mappings().all()
+
+    async def execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
+        count: int = (await self._conn.execute(stmt, params)).rowcount
+        return count
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,7 @@ class Database:
             return self.engine.begin()
         return self.autocommit.connect()
 
+    @timed_query("fetch")
     async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
         """Run one self-contained statement and return its rows (as mappings)."""
         if self.direct is not None:
@@ -74,6 +99,7 @@ class Database:
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
 
+    @timed_query("execute")
     async def execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
         """Run one self-contained statement that returns no rows; how many rows it touched."""
         if self.direct is not None:
@@ -81,6 +107,22 @@ class Database:
         async with self.connect() as conn:
             count: int = (await conn.execute(stmt, params)).rowcount
             return count
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Executor]:
+        """Several statements as one transaction: committed when the block ends, rolled back
+        (nothing written) when it raises."""
+        if self.direct is not None:
+            async with self.direct.transaction() as direct:
+                yield direct
+            return
+        async with self.engine.begin() as conn:
+            if self.backend == "sqlite":
+                # The driver opens a transaction by itself only before a statement that starts
+                # with INSERT, UPDATE or DELETE (ours may start with WITH). IMMEDIATE takes the
+                # write lock at once: what the transaction reads stays true until it commits.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield _Transaction(conn)
 
     async def ping(self) -> None:
         """Run a trivial query; raises when the database cannot be reached."""

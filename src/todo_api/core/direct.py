@@ -9,9 +9,11 @@ result wrapping), which measured at about 270 µs of a 780 µs request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +87,29 @@ class DirectPostgres:
         # The command tag, e.g. "DELETE 3".
         return int(status.rsplit(" ", 1)[-1])
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[DirectTransaction]:
+        """One connection in a transaction, committed when the block ends and rolled back when
+        it raises. Nothing in it is retried: the caller decides what a lost connection means."""
+        pool = self._pool or await self._start()
+        async with asyncio.timeout(self._acquire_timeout):
+            conn = await pool.acquire()
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield DirectTransaction(self, conn)
+            except BaseException:
+                # On a connection that died (the pool has let go of it), the server has rolled
+                # back already: the error that says so (connection lost: 503) is the one to
+                # raise, not the rollback's "connection closed" or "released".
+                with contextlib.suppress(*CONNECTION_LOST, asyncpg.InterfaceError):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+        finally:
+            await pool.release(conn)
+
     async def _run(self, method: str, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:
         compiled = self._compile(stmt)
         arguments = compiled.arguments(params)
@@ -113,6 +138,13 @@ class DirectPostgres:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    def pool_usage(self) -> tuple[int, int, int]:
+        """For metrics: the most connections the pool opens, how many are open, how many of those
+        are idle (none open before the first statement starts the pool)."""
+        if self._pool is None:
+            return self._max_size, 0, 0
+        return self._max_size, self._pool.get_size(), self._pool.get_idle_size()
 
     def _compile(self, stmt: ClauseElement) -> _Compiled:
         # Statements are built once (module constants, or cached per shape), so their identity is
@@ -150,6 +182,26 @@ class DirectPostgres:
                     **self._connect_kwargs,
                 )
         return self._pool
+
+
+class DirectTransaction:
+    """Statements run on the one connection of a `DirectPostgres.transaction()`."""
+
+    def __init__(self, owner: DirectPostgres, conn: asyncpg.Connection) -> None:
+        self._owner = owner
+        self._conn = conn
+
+    async def fetch(
+        self, stmt: ClauseElement, params: Mapping[str, Any]
+    ) -> Sequence[asyncpg.Record]:
+        sql, arguments = self._owner.prepare(stmt, params)
+        rows: list[asyncpg.Record] = await self._conn.fetch(sql, *arguments)
+        return rows
+
+    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
+        sql, arguments = self._owner.prepare(stmt, params)
+        status: str = await self._conn.execute(sql, *arguments)
+        return int(status.rsplit(" ", 1)[-1])
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

@@ -85,6 +85,50 @@ class PreconditionFailed(AppError):
         self.current_version = current_version
 
 
+class IdempotencyKeyInUse(AppError):
+    """The first request with this Idempotency-Key is still being processed."""
+
+    status = 409
+    type = "/problems/idempotency-key-in-use"
+    title = "Conflict"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A request with this Idempotency-Key is still being processed; retry shortly to "
+            "get its response.",
+            headers={"Retry-After": "1"},
+        )
+
+
+class IdempotencyKeyReused(AppError):
+    """This Idempotency-Key was already used for a different request."""
+
+    status = 422
+    type = "/problems/idempotency-key-reused"
+    title = "Unprocessable Content"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used for a different request (another method, "
+            "path or body); use a new key for a new request."
+        )
+
+
+class SyncHorizonPassed(AppError):
+    """A sync from before the tombstone retention: deletions since then may be forgotten."""
+
+    status = 410
+    type = "/problems/sync-horizon-passed"
+    title = "Gone"
+
+    def __init__(self, retention_days: float) -> None:
+        super().__init__(
+            f"Deleted tasks are remembered for {retention_days:g} days; a sync from further "
+            "back could miss deletions. List all tasks again (without updated_since), then "
+            "sync from the latest updated_at."
+        )
+
+
 class ServiceUnavailable(AppError):
     status = 503
     type = "/problems/service-unavailable"

@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from todo_api.core.config import Settings
 from todo_api.core.errors import GUARD_RAN_KEY
+from todo_api.core.metrics import count_auth_failure, count_rate_limited
 from todo_api.core.ratelimit import RateLimited, RateLimiter, create_rate_limiter
 from todo_api.core.security import Forbidden, TokenVerifier, Unauthorized
 
@@ -44,12 +45,14 @@ class Guard:
             return None
         try:
             user_id = await self.verifier.verify(_bearer_token(request))
-        except Unauthorized:
+        except Unauthorized as refusal:
+            count_auth_failure(refusal.reason)
             await self._spend(request, _client_key(request))
             raise
         request.scope.setdefault("state", {})[USER_KEY] = user_id
         await self._spend(request, f"user:{user_id}")
         if request.path_params.get("user_id") != user_id:
+            count_auth_failure("user_mismatch")
             raise Forbidden()
         return user_id
 
@@ -61,6 +64,7 @@ class Guard:
             return
         headers = budget.headers()
         if not budget.allowed:
+            count_rate_limited("user" if key.startswith("user:") else "address")
             raise RateLimited(headers)
         request.scope.setdefault("state", {})[RESPONSE_HEADERS_KEY] = headers
 
@@ -72,7 +76,9 @@ def _bearer_token(request: Request) -> str:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <token>'", reason="malformed_header"
+        )
     return token
 
 

@@ -63,4 +63,7 @@ def configure_logging(settings: Settings) -> None:
         uvicorn_logger.propagate = True
     # Our access line (route template, duration, request id) replaces uvicorn's.
     logging.getLogger("uvicorn.access").disabled = True
+    # Never below WARNING, whatever LOG_LEVEL says: at INFO and DEBUG these write every statement
+    # with its parameters (task titles, descriptions) into the log.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)

@@ -23,6 +23,7 @@ from todo_api.core.errors import (
     unexpected_error_response,
 )
 from todo_api.core.guard import RESPONSE_HEADERS_KEY, USER_KEY
+from todo_api.core.metrics import METRICS_PATH, Metrics
 from todo_api.core.requestctx import reset_request_id, set_request_id
 
 access_logger = logging.getLogger("todo_api.access")
@@ -41,11 +42,13 @@ class RequestContextMiddleware:
     """Accepts or generates `X-Request-ID`, echoes it and logs one access line per request.
 
     It also adds the response headers every answer carries, and those a dependency left in
-    `scope["state"]` (the rate-limit headers), which a returned `Response` would otherwise drop.
+    `scope["state"]` (the rate-limit headers), which a returned `Response` would otherwise drop,
+    and with `metrics` counts the request (scrapes of `/metrics` aside).
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +60,9 @@ class RequestContextMiddleware:
         is_api = scope["path"].startswith("/api/")
         common_headers = _API_HEADERS if is_api else _COMMON_HEADERS
         status = 500
+        metrics = self.metrics if scope["path"] != METRICS_PATH else None
+        if metrics is not None:
+            metrics.in_flight.inc()
         began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
@@ -73,9 +79,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            duration_ms = (time.perf_counter() - began) * 1000
-            route = scope.get("route")
-            path = getattr(route, "path", None) or _printable(scope.get("path", ""))
+            elapsed = time.perf_counter() - began
+            template = route_template(scope)
+            if metrics is not None:
+                metrics.in_flight.dec()
+                metrics.observe_request(scope["method"], template, status, elapsed)
+            duration_ms = elapsed * 1000
+            # An unknown path has no template: it is logged as sent, escaped.
+            path = template or _printable(scope.get("path", ""))
             access_logger.info(
                 "%s %s %d %.1fms",
                 scope["method"],
@@ -200,6 +211,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _printable(text: str) -> str:
     """A raw path as a log may show it: control characters escaped, so no line can be forged."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def route_template(scope: Scope) -> str | None:
+    """The template of the route that served the request (`/api/{user_id}/tasks`); None when
+    none did: an unknown path, or a request answered before routing (a CORS preflight, a body
+    declared too large). Parameters are named without their converter (`{task_id}`)."""
+    path = getattr(scope.get("route"), "path_format", None)
+    return path if isinstance(path, str) else None
 
 
 def _incoming_request_id(scope: Scope) -> str:

@@ -44,8 +44,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         document["components"]["securitySchemes"] = {"HTTPBearer": BEARER_SCHEME}
     for path, path_item in document.get("paths", {}).items():
         for operation in path_item.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            if _is_frameworks_validation_error(responses.get("422")):
+                responses.pop("422")
             if auth_enabled and path.startswith(GUARDED_PREFIX):
                 operation["security"] = [{"HTTPBearer": []}]
     app.openapi_schema = document
     return document
+
+
+def _is_frameworks_validation_error(response: dict[str, Any] | None) -> bool:
+    """FastAPI's own 422, which this service never sends (its 422s are problem+json)."""
+    if response is None:
+        return False
+    return "application/json" in response.get("content", {})

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 import httpx
 import jwt
@@ -36,6 +36,22 @@ VERIFIED_CACHE_SIZE = 10_000
 # With no keys at all, a failed fetch is retried after at most this long.
 NO_KEYS_RETRY_S = 5.0
 MAX_JWKS_BYTES = 1024 * 1024
+# Why a request was refused, as the metrics count it: a fixed word, never anything from the token.
+AuthFailure = Literal[
+    "missing",
+    "malformed_header",
+    "malformed",
+    "expired",
+    "not_yet_valid",
+    "wrong_audience",
+    "wrong_issuer",
+    "missing_claim",
+    "bad_signature",
+    "invalid_user_id",
+    "algorithm_not_accepted",
+    "unknown_key",
+    "user_mismatch",
+]
 
 
 class Unauthorized(AppError):
@@ -45,7 +61,8 @@ class Unauthorized(AppError):
     type = "/problems/unauthorized"
     title = "Unauthorized"
 
-    def __init__(self, description: str | None = None) -> None:
+    def __init__(self, description: str | None = None, *, reason: AuthFailure = "missing") -> None:
+        self.reason = reason
         challenge = f'Bearer realm="{REALM}"'
         if description is not None:
             challenge += f', error="invalid_token", error_description="{description}"'
@@ -298,10 +315,10 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise Unauthorized("malformed token") from None
+            raise Unauthorized("malformed token", reason="malformed") from None
         alg = header.get("alg")
         if not isinstance(alg, str):
-            raise Unauthorized("malformed token")
+            raise Unauthorized("malformed token", reason="malformed")
         key = await self._key_for(alg, header.get("kid"))
         generation = None if isinstance(key, bytes) or self._jwks is None else self._jwks.generation
         try:
@@ -315,36 +332,38 @@ class TokenVerifier:
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
+            raise Unauthorized("token expired", reason="expired") from None
         except jwt.ImmatureSignatureError:
-            raise Unauthorized("token not yet valid") from None
+            raise Unauthorized("token not yet valid", reason="not_yet_valid") from None
         except jwt.InvalidAudienceError:
-            raise Unauthorized("wrong audience") from None
+            raise Unauthorized("wrong audience", reason="wrong_audience") from None
         except jwt.InvalidIssuerError:
-            raise Unauthorized("wrong issuer") from None
+            raise Unauthorized("wrong issuer", reason="wrong_issuer") from None
         except jwt.MissingRequiredClaimError as exc:
-            raise Unauthorized(f"missing claim {exc.claim}") from None
+            raise Unauthorized(f"missing claim {exc.claim}", reason="missing_claim") from None
         except jwt.InvalidSignatureError:
-            raise Unauthorized("bad signature") from None
+            raise Unauthorized("bad signature", reason="bad_signature") from None
         except jwt.PyJWTError:
-            raise Unauthorized("malformed token") from None
+            raise Unauthorized("malformed token", reason="malformed") from None
         user_id = claims.get(self._claim)
         if not is_valid_user_id(user_id):
-            raise Unauthorized(f"claim {self._claim} is not a valid user id")
+            raise Unauthorized(
+                f"claim {self._claim} is not a valid user id", reason="invalid_user_id"
+            )
         return user_id, claims, generation
 
     async def _key_for(self, alg: str, kid: object) -> Any:
         if alg in HMAC_ALGORITHMS and self._secret is not None:
             return self._secret
         if alg in HMAC_ALGORITHMS or self._jwks is None:
-            raise Unauthorized("algorithm not accepted")
+            raise Unauthorized("algorithm not accepted", reason="algorithm_not_accepted")
         if kid is not None and not isinstance(kid, str):
-            raise Unauthorized("malformed token")
+            raise Unauthorized("malformed token", reason="malformed")
         key = await self._jwks.key_for(kid)
         if key is None:
-            raise Unauthorized("unknown signing key")
+            raise Unauthorized("unknown signing key", reason="unknown_key")
         if alg not in key.algorithms:
-            raise Unauthorized("algorithm not accepted")
+            raise Unauthorized("algorithm not accepted", reason="algorithm_not_accepted")
         return key.jwk.key
 
 

@@ -11,8 +11,9 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-from todo_api.models.task import Task, TaskBase  # noqa: E402
+from todo_api.models.idempotency import IdempotencyKey  # noqa: E402
+from todo_api.models.task import Task, TaskBase, UserClock  # noqa: E402
 
 metadata = SQLModel.metadata
 
-__all__ = ["Task", "TaskBase", "metadata"]
+__all__ = ["IdempotencyKey", "Task", "TaskBase", "UserClock", "metadata"]

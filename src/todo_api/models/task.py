@@ -67,6 +67,24 @@ class Task(TaskBase, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     # 1 when created, one more with every change: the task's ETag.
     version: int = Field(sa_column=Column(Integer, nullable=False, server_default=text("1")))
+    # Set when the task is deleted: it is then a tombstone, gone from every read and write but
+    # still listed by incremental sync (`include_deleted`), its content erased, until purged.
+    deleted_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class UserClock(SQLModel, table=True):
+    """The instant of each user's latest change, on PostgreSQL: the lock that puts a user's
+    changes in commit order (see `change_instant`). SQLite, which serializes writes itself,
+    leaves it empty."""
+
+    __tablename__ = "user_clocks"
+
+    user_id: str = Field(
+        sa_column=Column(String(USER_ID_MAX_LENGTH), primary_key=True, nullable=False)
+    )
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 _columns = Task.__table__.c  # type: ignore[attr-defined]
@@ -94,4 +112,12 @@ Index(
     _columns.user_id,
     due_sort_key(_columns.due_at, ascending=False),
     _columns.id,
+)
+# Tombstones, for their purge: a partial index, as small as there are tombstones.
+_TOMBSTONE = _columns.deleted_at.is_not(None)
+Index(
+    "ix_tasks_deleted_at",
+    _columns.deleted_at,
+    postgresql_where=_TOMBSTONE,
+    sqlite_where=_TOMBSTONE,
 )

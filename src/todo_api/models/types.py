@@ -43,34 +43,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return aware
 
 
-class next_timestamp(FunctionElement[datetime]):
-    """`next_timestamp(previous, now)`: `now`, or one microsecond after `previous` if that is
-    not earlier: the new `updated_at` of a row being changed.
-
-    `now` is one bound value for the whole statement, so every column set from it (`updated_at`,
-    `completed_at`) gets the same instant; `previous` is the row's value as the database holds
-    it when it writes the row (after any wait for its lock), so concurrent writers, or servers
-    whose clocks disagree, can never move a row's timestamp backwards.
-    """
-
-    type = UTCDateTime()
-    inherit_cache = True
-    name = "next_timestamp"
-
-
 SQLITE_NEXT_TIMESTAMP = "todo_next_timestamp"
-
-
-@compiles(next_timestamp)
-def _next_timestamp_postgresql(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
-    previous, now = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"GREATEST({now}, {previous} + INTERVAL '1 microsecond')"
-
-
-@compiles(next_timestamp, "sqlite")
-def _next_timestamp_sqlite(element: next_timestamp, compiler: SQLCompiler, **kw: Any) -> str:
-    previous, now = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"{SQLITE_NEXT_TIMESTAMP}({previous}, {now})"
 
 
 def sqlite_next_timestamp(previous: str | None, now: str) -> str:
@@ -80,6 +53,45 @@ def sqlite_next_timestamp(previous: str | None, now: str) -> str:
     if previous:
         moment = max(moment, datetime.fromisoformat(previous) + timedelta(microseconds=1))
     return moment.isoformat(sep=" ", timespec="microseconds")
+
+
+class change_instant(FunctionElement[datetime]):
+    """`change_instant(latest, owner, now)`: the instant of a change the owner makes now, after
+    every earlier change of theirs, in the order the changes commit.
+
+    That order is what incremental sync relies on: a client that has seen a change at instant T
+    must be able to trust that no change at or before T is still to commit. So an instant is
+    taken under the same lock the change commits under:
+
+    * PostgreSQL: `todo_change_instant(owner, now)` (a function of migration 0005) advances the
+      owner's row of `user_clocks` to `now`, or one microsecond past its value if that is not
+      earlier, holding that row's lock until the change commits; a concurrent change of the
+      same owner waits for it and then takes a later instant.
+    * SQLite writes one statement at a time, each under the database's write lock, so the
+      instant is simply after `latest`: the owner's latest `updated_at` as the statement reads
+      it (a subquery the caller passes).
+
+    Use it once per statement, from a CTE, so every column set from it gets the same instant.
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "change_instant"
+
+
+POSTGRES_CHANGE_INSTANT = "todo_change_instant"
+
+
+@compiles(change_instant)
+def _change_instant_postgresql(element: change_instant, compiler: SQLCompiler, **kw: Any) -> str:
+    _latest, owner, now = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{POSTGRES_CHANGE_INSTANT}({owner}, {now})"
+
+
+@compiles(change_instant, "sqlite")
+def _change_instant_sqlite(element: change_instant, compiler: SQLCompiler, **kw: Any) -> str:
+    latest, _owner, now = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"{SQLITE_NEXT_TIMESTAMP}({latest}, {now})"
 
 
 TAG_MAX_LENGTH = 50

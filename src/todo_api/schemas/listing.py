@@ -72,10 +72,22 @@ class TaskListQuery(BaseModel):
         default=None,
         description="true: due in the past and not completed; false: every other task.",
     )
+    updated_since: Timestamp | None = Field(
+        default=None,
+        description="Only tasks changed after this instant (their `updated_at` is later). "
+        "Incremental sync: pass the latest `updated_at` seen by the previous sync.",
+    )
+    include_deleted: bool = Field(
+        default=False,
+        description="Also list deleted tasks, as `{id, deleted: true, deleted_at, updated_at}` "
+        "(kept for TOMBSTONE_RETENTION_DAYS), whatever the other filters (a deleted task has "
+        "none of their fields). For a sync, keep the default order (`updated_at`).",
+    )
     sort: SortKey = Field(
         default="-created_at",
         description="The order: a field, `-` first for descending. `id` breaks ties; tasks "
-        "without a due date come last either way; priority orders high > medium > low.",
+        "without a due date come last either way; priority orders high > medium > low. "
+        "Not given: `updated_at` with `updated_since` or `include_deleted`, else `-created_at`.",
     )
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Page size.")
     cursor: str | None = Field(

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
     BeforeValidator,
     Field,
     StrictBool,
@@ -283,4 +284,20 @@ class TaskPublic(TaskBase):
     )
     updated_at: datetime = Field(
         description="When the task last changed.", examples=["2026-11-26T09:45:12.654321Z"]
+    )
+
+
+class TaskTombstone(BaseModel):
+    """A deleted task, as incremental sync (`include_deleted=true`) lists it."""
+
+    id: uuid.UUID = Field(examples=["0b3c7c5e-8f9a-4d2b-9a51-6f1f3e2d4c10"])
+    deleted: Literal[True] = Field(
+        description="Always true: the task was deleted.", examples=[True]
+    )
+    deleted_at: datetime = Field(
+        description="When the task was deleted.", examples=["2026-11-27T08:00:00.000001Z"]
+    )
+    updated_at: datetime = Field(
+        description="Its last change: the deletion (the same instant as `deleted_at`).",
+        examples=["2026-11-27T08:00:00.000001Z"],
     )

@@ -18,19 +18,19 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Delete,
     Select,
     and_,
     bindparam,
-    delete,
     func,
     not_,
     or_,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean
@@ -41,7 +41,10 @@ from todo_api.models.types import SQLITE_FOLD, TagList, UTCDateTime, due_sort_ke
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.schemas.task import tag_key
 from todo_api.services import cursors
-from todo_api.services.tasks import COLUMNS, OWNER, TaskRow, tasks
+from todo_api.services.tasks import COLUMNS, LIVE, OWNER, TOMBSTONE, TaskRow, tasks
+
+# A sync listing (`include_deleted`) also says which tasks are tombstones, and since when.
+SYNC_COLUMNS = (*COLUMNS, tasks.c.deleted_at)
 
 
 class has_all_tags(FunctionElement[bool]):
@@ -138,6 +141,8 @@ class _Shape:
     due_before: bool
     due_after: bool
     overdue: bool | None
+    since: bool
+    include_deleted: bool
     after: bool
 
 
@@ -154,27 +159,41 @@ _PRIORITY_SLOTS = len(PRIORITY_RANKS)
 
 def _filters(shape: _Shape) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [OWNER]
+    if shape.since:
+        where.append(tasks.c.updated_at > bindparam("updated_since", type_=UTCDateTime()))
+    wanted = _wanted(shape)
+    if not shape.include_deleted:
+        where.extend([LIVE, *wanted])
+    elif wanted:
+        # Tombstones have none of the fields the filters look at: they are listed regardless.
+        where.append(or_(tasks.c.deleted_at.is_not(None), and_(*wanted)))
+    return where
+
+
+def _wanted(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The conditions of the filters present (every one must hold)."""
+    wanted: list[ColumnElement[bool]] = []
     if shape.completed:
-        where.append(tasks.c.completed == bindparam("completed"))
+        wanted.append(tasks.c.completed == bindparam("completed"))
     if shape.priority:
         slots: list[BindParameter[int]] = [
             bindparam(f"priority_{i}") for i in range(_PRIORITY_SLOTS)
         ]
-        where.append(tasks.c.priority.in_(slots))
+        wanted.append(tasks.c.priority.in_(slots))
     if shape.tags:
-        where.append(has_all_tags(tasks.c.tag_keys, bindparam("tags", type_=TagList())))
+        wanted.append(has_all_tags(tasks.c.tag_keys, bindparam("tags", type_=TagList())))
     if shape.search:
         pattern: BindParameter[str] = bindparam("search")
-        where.append(
+        wanted.append(
             or_(contains_text(tasks.c.title, pattern), contains_text(tasks.c.description, pattern))
         )
     if shape.due_before:
-        where.append(tasks.c.due_at < bindparam("due_before", type_=UTCDateTime()))
+        wanted.append(tasks.c.due_at < bindparam("due_before", type_=UTCDateTime()))
     if shape.due_after:
-        where.append(tasks.c.due_at >= bindparam("due_after", type_=UTCDateTime()))
+        wanted.append(tasks.c.due_at >= bindparam("due_after", type_=UTCDateTime()))
     if shape.overdue is not None:
-        where.append(_OVERDUE if shape.overdue else _NOT_OVERDUE)
-    return where
+        wanted.append(_OVERDUE if shape.overdue else _NOT_OVERDUE)
+    return wanted
 
 
 # Shapes are bounded (10 orders x the presence of 8 filters), and one is a few tens of KB with
@@ -189,7 +208,8 @@ def _list_statement(shape: _Shape) -> Select[Any]:
         after = tuple_(order.key_param(), bindparam("after_id", type_=tasks.c.id.type))
         where.append(position > after if order.ascending else position < after)
     ordering = (key, tasks.c.id) if order.ascending else (key.desc(), tasks.c.id.desc())
-    return select(*COLUMNS).where(*where).order_by(*ordering).limit(bindparam("limit"))
+    columns = SYNC_COLUMNS if shape.include_deleted else COLUMNS
+    return select(*columns).where(*where).order_by(*ordering).limit(bindparam("limit"))
 
 
 @dataclass(frozen=True)
@@ -211,9 +231,20 @@ def listing_fingerprint(user_id: str, query: TaskListQuery) -> str:
             "due_before": query.due_before,
             "due_after": query.due_after,
             "overdue": query.overdue,
-            "sort": query.sort,
+            "updated_since": query.updated_since,
+            "include_deleted": query.include_deleted,
+            "sort": sort_of(query),
         }
     )
+
+
+def sort_of(query: TaskListQuery) -> str:
+    """The order asked for, or the default: oldest change first when listing changes
+    (`updated_since` or `include_deleted`), else newest first."""
+    changes = query.updated_since is not None or query.include_deleted
+    if changes and "sort" not in query.model_fields_set:
+        return "updated_at"
+    return query.sort
 
 
 @dataclass(frozen=True)
@@ -231,7 +262,7 @@ class ListPlan:
 def plan_list(*, user_id: str, query: TaskListQuery) -> ListPlan:
     """How to read one page (one row more than asked, which says whether another follows).
     A cursor that does not belong to this listing is refused here, before any query."""
-    order = Order.parse(query.sort)
+    order = Order.parse(sort_of(query))
     params: dict[str, Any] = {"owner": user_id, "limit": query.limit + 1}
     now = None
     if query.cursor is not None:
@@ -257,6 +288,8 @@ def plan_list(*, user_id: str, query: TaskListQuery) -> ListPlan:
         params["due_before"] = query.due_before
     if query.due_after is not None:
         params["due_after"] = query.due_after
+    if query.updated_since is not None:
+        params["updated_since"] = query.updated_since
     shape = _Shape(
         order=order,
         completed=query.completed is not None,
@@ -266,6 +299,8 @@ def plan_list(*, user_id: str, query: TaskListQuery) -> ListPlan:
         due_before=query.due_before is not None,
         due_after=query.due_after is not None,
         overdue=query.overdue,
+        since=query.updated_since is not None,
+        include_deleted=query.include_deleted,
         after=query.cursor is not None,
     )
     return ListPlan(_list_statement(shape), params, order, now)
@@ -302,7 +337,7 @@ _COUNTS: list[ColumnElement[Any]] = [
         for rank, name in sorted(PRIORITY_NAMES.items())
     ),
 ]
-_STATS: Select[Any] = select(*_COUNTS).where(OWNER)
+_STATS: Select[Any] = select(*_COUNTS).where(OWNER, LIVE)
 
 
 async def task_stats(db: Database, *, user_id: str) -> dict[str, Any]:
@@ -317,9 +352,14 @@ async def task_stats(db: Database, *, user_id: str) -> dict[str, Any]:
     }
 
 
-_CLEAR_COMPLETED: Delete = delete(tasks).where(OWNER, tasks.c.completed)
+# The ids come back to be counted: SQLite reports no row count for a statement opening with WITH.
+_CLEAR_COMPLETED: ReturningUpdate[Any] = (
+    update(tasks).where(OWNER, LIVE, tasks.c.completed).values(**TOMBSTONE).returning(tasks.c.id)
+)
 
 
 async def clear_completed(db: Database, *, user_id: str) -> int:
-    """Delete the user's completed tasks in one statement; how many there were."""
-    return await db.execute(_CLEAR_COMPLETED, {"owner": user_id})
+    """Delete the user's completed tasks in one statement (each becomes a tombstone, all at
+    one instant); how many there were."""
+    cleared = await db.fetch(_CLEAR_COMPLETED, {"owner": user_id, "now": datetime.now(UTC)})
+    return len(cleared)

@@ -1,7 +1,8 @@
-"""Task business rules. Every statement starts from the owner's rows, so another user's task is
-simply not found. Each operation is one SQL statement (writes are `INSERT/UPDATE/DELETE ...
-RETURNING`), atomic on its own on an autocommit connection: one round trip, nothing to roll back.
-A write has committed when the function returns."""
+"""Task business rules. Every statement starts from the owner's live rows, so another user's
+task, or a deleted one, is simply not found. Each operation is one SQL statement (writes are
+`INSERT/UPDATE ... RETURNING`; a delete makes a tombstone), atomic on its own on an autocommit
+connection: one round trip, nothing to roll back. A write has committed when the function
+returns."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
-    Delete,
     Select,
     Update,
     and_,
     bindparam,
     case,
-    delete,
+    func,
     insert,
     literal_column,
     not_,
@@ -29,12 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import ReturningDelete
 
-from todo_api.core.db import Database
+from todo_api.core.db import Executor
 from todo_api.core.errors import PreconditionFailed, TaskNotFound
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
-from todo_api.models.types import UTCDateTime, next_timestamp
+from todo_api.models.types import UTCDateTime, change_instant
 from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key
 
 tasks = Task.__table__  # type: ignore[attr-defined]
@@ -67,13 +67,53 @@ _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{
 # Statements are built once, with bound parameters: per request SQLAlchemy then only looks up
 # the compiled form in its cache instead of building, coercing and keying a new statement.
 OWNER = tasks.c.user_id == bindparam("owner")
-_THE_TASK = and_(OWNER, tasks.c.id == bindparam("task_id"))
+# A deleted task is a tombstone: no read or write but incremental sync sees it.
+LIVE = tasks.c.deleted_at.is_(None)
+_THE_TASK = and_(OWNER, tasks.c.id == bindparam("task_id"), LIVE)
 _GET = select(*COLUMNS).where(_THE_TASK)
-_CREATE = insert(tasks).returning(*COLUMNS)
-# The instant a change is made: one value per statement (see `next_timestamp`).
-_NOW = next_timestamp(tasks.c.updated_at, bindparam("now", type_=UTCDateTime()))
+# The instant of a change: after every earlier change of the owner's, in commit order (see
+# `change_instant`), computed once per statement in a CTE, so every column set from it gets the
+# same instant. Read only where a change is really made: a statement that changes nothing
+# takes no instant.
+_LATEST = tasks.alias("latest")
+_INSTANT = select(
+    change_instant(
+        select(func.max(_LATEST.c.updated_at))
+        .where(_LATEST.c.user_id == bindparam("owner"))
+        .scalar_subquery(),
+        bindparam("owner"),
+        bindparam("now", type_=UTCDateTime()),
+    ).label("at")
+).cte("instant")
+NOW = select(_INSTANT.c.at).scalar_subquery()
+_CREATED_FIELDS = ("id", "title", "description", "completed", "priority", "due_at", "tags")
+_CREATE = (
+    insert(tasks)
+    .values(
+        **{name: bindparam(name, type_=tasks.c[name].type) for name in _CREATED_FIELDS},
+        user_id=bindparam("owner"),
+        tag_keys=bindparam("tag_keys", type_=tasks.c.tag_keys.type),
+        completed_at=case((bindparam("completed", type_=Boolean()), NOW), else_=null()),
+        created_at=NOW,
+        updated_at=NOW,
+        version=1,
+    )
+    .returning(*COLUMNS)
+)
 # Columns a client changes (`tag_keys` follows `tags`); `completed_at` follows `completed`.
 UPDATABLE = ("title", "description", "completed", "priority", "due_at", "tags", "tag_keys")
+# What deleting a task does to it: it becomes a tombstone, keeping only its id, owner and the
+# instant of its deletion.
+TOMBSTONE = {
+    "deleted_at": NOW,
+    "updated_at": NOW,
+    "version": tasks.c.version + 1,
+    "title": "",
+    "description": None,
+    "due_at": None,
+    "tags": [],
+    "tag_keys": [],
+}
 # A conditional write (If-Match) names the versions it may change: up to this many, repeated to
 # fill the slots, so any set is one statement.
 MATCH_SLOTS = 4
@@ -94,8 +134,8 @@ def _toggle_statement(conditional: bool) -> Update:
         .where(_which(conditional))
         .values(
             completed=not_(tasks.c.completed),
-            completed_at=case((tasks.c.completed, null()), else_=_NOW),
-            updated_at=_NOW,
+            completed_at=case((tasks.c.completed, null()), else_=NOW),
+            updated_at=NOW,
             version=tasks.c.version + 1,
         )
         .returning(*COLUMNS)
@@ -103,8 +143,8 @@ def _toggle_statement(conditional: bool) -> Update:
 
 
 @functools.cache
-def _delete_statement(conditional: bool) -> ReturningDelete[Any]:
-    return delete(tasks).where(_which(conditional)).returning(tasks.c.id)
+def _delete_statement(conditional: bool) -> Update:
+    return update(tasks).where(_which(conditional)).values(**TOMBSTONE).returning(tasks.c.id)
 
 
 @functools.cache
@@ -118,14 +158,14 @@ def _update_statement(fields: frozenset[str], conditional: bool) -> Update:
         values["completed_at"] = case(
             (not_(new["completed"]), null()),
             (tasks.c.completed, tasks.c.completed_at),
-            else_=_NOW,
+            else_=NOW,
         )
     return (
         update(tasks)
         .where(_which(conditional))
         .values(
             **values,
-            updated_at=case((changed, _NOW), else_=tasks.c.updated_at),
+            updated_at=case((changed, NOW), else_=tasks.c.updated_at),
             version=case((changed, tasks.c.version + 1), else_=tasks.c.version),
         )
         .returning(*COLUMNS)
@@ -143,16 +183,15 @@ def _task_key(user_id: str, task_id: str) -> dict[str, Any]:
     return {"owner": user_id, "task_id": _task_uuid(task_id)}
 
 
-async def get_task(db: Database, *, user_id: str, task_id: str) -> TaskRow:
+async def get_task(db: Executor, *, user_id: str, task_id: str) -> TaskRow:
     return await _one_task(db, _GET, _task_key(user_id, task_id))
 
 
-async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRow:
-    now = datetime.now(UTC)
+async def create_task(db: Executor, *, user_id: str, data: TaskCreate) -> TaskRow:
     tags = data.tags or []
     values = {
         "id": uuid.uuid4(),
-        "user_id": user_id,
+        "owner": user_id,
         "title": data.title,
         "description": data.description,
         "completed": data.completed,
@@ -160,10 +199,7 @@ async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRo
         "due_at": data.due_at,
         "tags": tags,
         "tag_keys": [tag_key(tag) for tag in tags],
-        "completed_at": now if data.completed else None,
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
+        "now": datetime.now(UTC),
     }
     [row] = await db.fetch(_CREATE, values)
     created: TaskRow = row
@@ -171,7 +207,7 @@ async def create_task(db: Database, *, user_id: str, data: TaskCreate) -> TaskRo
 
 
 async def update_task(
-    db: Database,
+    db: Executor,
     *,
     user_id: str,
     task_id: str,
@@ -192,7 +228,7 @@ async def update_task(
 
 
 async def set_completed(
-    db: Database,
+    db: Executor,
     *,
     user_id: str,
     task_id: str,
@@ -210,15 +246,16 @@ async def set_completed(
 
 
 async def delete_task(
-    db: Database, *, user_id: str, task_id: str, if_match: Sequence[int] | None = None
+    db: Executor, *, user_id: str, task_id: str, if_match: Sequence[int] | None = None
 ) -> None:
+    """Make the task a tombstone: gone from every read and write, listed only by sync."""
     params = _write_params(user_id, task_id, if_match)
     conditional = if_match is not None
     await _written_task(db, _delete_statement(conditional), params, conditional)
 
 
 async def _apply_changes(
-    db: Database,
+    db: Executor,
     *,
     user_id: str,
     task_id: str,
@@ -249,7 +286,7 @@ def _write_params(user_id: str, task_id: str, if_match: Sequence[int] | None) ->
 
 
 async def _written_task(
-    db: Database, stmt: Update | Delete, params: dict[str, Any], conditional: bool
+    db: Executor, stmt: Update, params: dict[str, Any], conditional: bool
 ) -> TaskRow:
     """Run a write of one task. When it changed nothing, say why: the task is missing (404),
     or, for a conditional write, it is at another version (412, with the version it is at)."""
@@ -264,7 +301,7 @@ async def _written_task(
     raise TaskNotFound()
 
 
-async def _one_task(db: Database, stmt: Select[Any], params: dict[str, Any]) -> TaskRow:
+async def _one_task(db: Executor, stmt: Select[Any], params: dict[str, Any]) -> TaskRow:
     """Run a statement that yields at most the one task it names; not found when it yields none."""
     rows = await db.fetch(stmt, params)
     if not rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -11,12 +12,20 @@ from starlette.responses import Response
 
 from todo_api.api import responses
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
-from todo_api.core.errors import InvalidParameter
+from todo_api.core.config import Settings
+from todo_api.core.db import Database, Executor
+from todo_api.core.errors import InvalidParameter, SyncHorizonPassed
 from todo_api.core.etags import EntityTag, entity_tag, parse_entity_tags
 from todo_api.core.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
-from todo_api.schemas.task import TaskCompletion, TaskCreate, TaskPublic, TaskUpdate
-from todo_api.services import listing
+from todo_api.schemas.task import (
+    TaskCompletion,
+    TaskCreate,
+    TaskPublic,
+    TaskTombstone,
+    TaskUpdate,
+)
+from todo_api.services import idempotency, listing
 from todo_api.services import tasks as service
 
 # Versions start at 1: a conditional write naming no version can never match.
@@ -51,14 +60,17 @@ _CREATED: dict[int | str, dict[str, Any]] = {
         "headers": {
             "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
             "ETag": responses.ETAG_HEADER,
+            "Idempotent-Replayed": responses.REPLAYED_HEADER,
         },
     }
 }
 
 
 _LISTED: dict[int | str, dict[str, Any]] = {
+    410: responses.SYNC_HORIZON_PASSED,
     200: {
-        "description": "One page of the user's tasks (an unknown user has none).",
+        "description": "One page of the user's tasks (an unknown user has none); with "
+        "`include_deleted`, deleted ones among them as tombstones.",
         "headers": {
             "Link": {
                 "description": 'Present when more tasks follow: `<URL>; rel="next"` (RFC 8288), '
@@ -66,13 +78,13 @@ _LISTED: dict[int | str, dict[str, Any]] = {
                 "schema": {"type": "string"},
             },
         },
-    }
+    },
 }
 
 
 @router.get(
     "",
-    response_model=list[TaskPublic],
+    response_model=list[TaskPublic | TaskTombstone],
     responses={**responses.COMMON, **_LISTED},
     summary="List a user's tasks",
 )
@@ -87,12 +99,44 @@ async def list_tasks(
     The body is a JSON array; when more tasks follow, the `Link` header names the next page.
     Pages never skip or repeat a task that exists throughout, even while tasks are added or
     deleted between requests.
+
+    **Incremental sync**: `updated_since=<the latest updated_at seen>&include_deleted=true`
+    lists every task changed since, in `updated_at` order, deleted ones as tombstones. Follow
+    the `Link` pages to the end, then keep the last `updated_at` for the next sync. A user's
+    changes get their `updated_at` in the order they commit, so a sync never misses a change
+    that lands while it runs: that change comes later in the order, in this sync or the next.
     """
+    if query.include_deleted and query.updated_since is not None:
+        _check_sync_horizon(request, query.updated_since)
     page = await listing.list_tasks(db, user_id=user_id, query=query)
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = f'<{_next_page_url(request, page.next_cursor)}>; rel="next"'
+    if query.include_deleted:
+        return JSONResponse([_synced(row) for row in page.rows], headers=headers)
     return rows_response(page.rows, headers=headers)
+
+
+def _check_sync_horizon(request: Request, since: datetime) -> None:
+    """Tombstones are purged after the retention: a sync from before it could miss some."""
+    settings: Settings = request.app.state.settings
+    retention = timedelta(days=settings.tombstone_retention_days)
+    if since < datetime.now(UTC) - retention:
+        raise SyncHorizonPassed(settings.tombstone_retention_days)
+
+
+def _synced(row: service.TaskRow) -> dict[str, Any]:
+    """A row of a sync listing: the task, or its tombstone."""
+    if row["deleted_at"] is not None:
+        return {
+            "id": row["id"],
+            "deleted": True,
+            "deleted_at": row["deleted_at"],
+            "updated_at": row["updated_at"],
+        }
+    task = dict(row.items())
+    del task["deleted_at"]
+    return task
 
 
 def _next_page_url(request: Request, cursor: str) -> str:
@@ -132,14 +176,24 @@ async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={**responses.COMMON, **responses.BODY, **_CREATED},
+    responses={**responses.COMMON, **responses.BODY, **responses.IDEMPOTENT, **_CREATED},
+    openapi_extra={"parameters": [responses.IDEMPOTENCY_KEY]},
     summary="Create a task",
 )
-async def create_task(db: AdmittedDatabase, user_id: UserID, data: TaskCreate) -> Response:
-    """Create a task; the response's `Location` header is its URL."""
-    row = await service.create_task(db, user_id=user_id, data=data)
-    location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
-    return _task_response(row, status_code=status.HTTP_201_CREATED, location=location)
+async def create_task(
+    request: Request, db: AdmittedDatabase, user_id: UserID, data: TaskCreate
+) -> Response:
+    """Create a task; the response's `Location` header is its URL.
+
+    With an `Idempotency-Key`, retrying the request never creates a second task."""
+
+    async def create(executor: Executor) -> Response:
+        row = await service.create_task(executor, user_id=user_id, data=data)
+        location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
+        return _task_response(row, status_code=status.HTTP_201_CREATED, location=location)
+
+    payload = data.model_dump(mode="json", exclude_unset=True)
+    return await _at_most_once(request, db, user_id, payload, create)
 
 
 @router.get(
@@ -197,8 +251,13 @@ async def patch_task(
 @router.patch(
     "/{task_id:task}/complete",
     response_model=TaskPublic,
-    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
-    openapi_extra={"parameters": [responses.IF_MATCH]},
+    responses={
+        **responses.WITH_BODY,
+        **responses.TAGGED,
+        **responses.CONDITIONAL,
+        **responses.IDEMPOTENT,
+    },
+    openapi_extra={"parameters": [responses.IF_MATCH, responses.IDEMPOTENCY_KEY]},
     summary="Toggle or set completion",
 )
 async def complete_task(
@@ -208,12 +267,20 @@ async def complete_task(
     task_id: TaskID,
     body: Annotated[TaskCompletion | None, Body()] = None,
 ) -> Response:
-    """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry)."""
+    """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry).
+
+    With an `Idempotency-Key`, a retried flip flips only once."""
     completed = body.completed if body is not None else None
-    row = await service.set_completed(
-        db, user_id=user_id, task_id=task_id, completed=completed, if_match=_if_match(request)
-    )
-    return _task_response(row)
+    if_match = _if_match(request)
+
+    async def complete(executor: Executor) -> Response:
+        row = await service.set_completed(
+            executor, user_id=user_id, task_id=task_id, completed=completed, if_match=if_match
+        )
+        return _task_response(row)
+
+    payload = body.model_dump(mode="json") if body is not None else None
+    return await _at_most_once(request, db, user_id, payload, complete)
 
 
 @router.delete(
@@ -231,9 +298,31 @@ async def complete_task(
 async def delete_task(
     request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID
 ) -> Response:
-    """Delete a task for good."""
+    """Delete a task: it is gone from every read and write (404), and incremental sync lists
+    it as a tombstone until TOMBSTONE_RETENTION_DAYS have passed."""
     await service.delete_task(db, user_id=user_id, task_id=task_id, if_match=_if_match(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+async def _at_most_once(
+    request: Request,
+    db: Database,
+    user_id: str,
+    payload: Any,
+    operation: idempotency.Operation,
+) -> Response:
+    """Run `operation`; with an `Idempotency-Key`, only if that key has not run it already."""
+    header = request.headers.get(idempotency.HEADER)
+    if header is None:
+        return await operation(db)
+    keys: idempotency.IdempotencyKeys = request.app.state.idempotency
+    return await keys.run(
+        db,
+        user_id=user_id,
+        key=idempotency.parse_key(header),
+        request_fingerprint=idempotency.fingerprint(request.method, request.scope["path"], payload),
+        operation=operation,
+    )
 
 
 def _task_response(
