@@ -7,12 +7,13 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from todo_api.core.config import ConfigurationError, Settings, load_settings
-from todo_api.core.db import create_database
+from todo_api.core.db import Database, create_database
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.logging import configure_logging
 from todo_api.core.migrate import upgrade
@@ -20,6 +21,7 @@ from todo_api.core.security import issue_token
 from todo_api.services.purge import Purged, purge
 
 logger = logging.getLogger("todo_api.cli")
+T = TypeVar("T")
 
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
@@ -69,24 +71,30 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> None:
-    database = create_database(settings)
-    try:
-        await upgrade(database.engine)
-    finally:
-        await database.dispose()
+class _Unreachable(Exception):
+    """The database cannot be reached; the user has been told."""
 
 
-def _run_migrations(settings: Settings) -> int:
+def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` on a database opened for it, closed after; `_Unreachable` (with one line on
+    stderr) when the database cannot be reached, never a traceback."""
     missing = _missing_sqlite_directory(settings)
     if missing is not None:
         _say(
             f"todo-api: cannot reach the database at {settings.safe_database_url()} "
             f"(directory {missing} does not exist)"
         )
-        return EXIT_DATABASE
+        raise _Unreachable
+
+    async def run() -> T:
+        database = create_database(settings)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
     try:
-        asyncio.run(_migrate(settings))
+        return asyncio.run(run())
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
@@ -94,33 +102,32 @@ def _run_migrations(settings: Settings) -> int:
             f"todo-api: cannot reach the database at {settings.safe_database_url()} "
             f"({type(exc).__name__})"
         )
+        raise _Unreachable from None
+
+
+def _run_migrations(settings: Settings) -> int:
+    async def migrate(database: Database) -> None:
+        await upgrade(database.engine)
+
+    try:
+        _on_database(settings, migrate)
+    except _Unreachable:
         return EXIT_DATABASE
     logger.info("migrations applied")
     return 0
 
 
-async def _purge(settings: Settings) -> Purged:
-    database = create_database(settings)
-    try:
+def _run_purge(settings: Settings) -> int:
+    async def purge_expired(database: Database) -> Purged:
         return await purge(
             database,
             now=datetime.now(UTC),
             tombstone_retention=timedelta(days=settings.tombstone_retention_days),
         )
-    finally:
-        await database.dispose()
 
-
-def _run_purge(settings: Settings) -> int:
     try:
-        purged = asyncio.run(_purge(settings))
-    except Exception as exc:
-        if not is_database_unavailable(exc):
-            raise
-        _say(
-            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
-            f"({type(exc).__name__})"
-        )
+        purged = _on_database(settings, purge_expired)
+    except _Unreachable:
         return EXIT_DATABASE
     logger.info(
         "purged %d expired idempotency keys and %d tombstones older than %g days",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from todo_api import __version__
@@ -148,10 +149,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def require_guard(app: FastAPI) -> None:
     """No `/api` route is public by accident: each must take its database through the guard."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.path.startswith("/api/"):
-            if not any(dep.call is admit for dep in route.dependant.dependencies):
-                raise RuntimeError(f"{route.path} does not depend on the guard (`admit`)")
+    for path, dependant in _api_routes(app.routes):
+        if path.startswith("/api/"):
+            if not any(dep.call is admit for dep in dependant.dependencies):
+                raise RuntimeError(f"{path} does not depend on the guard (`admit`)")
+
+
+def _api_routes(routes: Iterable[Any]) -> Iterator[tuple[str, Dependant]]:
+    """Every API route's path and dependencies, also those of included routers (which newer
+    FastAPI versions keep as one entry per router, with the routes it contributes)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route.path, route.dependant
+            continue
+        contexts = getattr(route, "effective_route_contexts", None)
+        if callable(contexts):
+            for context in contexts():
+                dependant = getattr(context, "dependant", None)
+                if isinstance(dependant, Dependant):
+                    yield context.path, dependant
 
 
 def serve_app() -> FastAPI:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 from pydantic import ValidationError
 
 from tests.auth_support import (
@@ -577,6 +578,28 @@ class TestEveryApiRouteIsGuarded:
 
             with pytest.raises(RuntimeError, match=r"/api/\{user_id\}/export"):
                 require_guard(application)
+        finally:
+            await close_app(application)
+
+    async def test_an_included_router_that_skips_the_guard_is_refused(self) -> None:
+        application = create_app(make_settings(**HS_CONFIG))
+        try:
+            router = APIRouter(prefix="/api/{user_id}")
+
+            @router.get("/archive")
+            async def archive(user_id: str) -> dict[str, str]:
+                return {"user_id": user_id}
+
+            application.include_router(router)
+            with pytest.raises(RuntimeError, match=r"/api/\{user_id\}/archive"):
+                require_guard(application)
+        finally:
+            await close_app(application)
+
+    async def test_the_service_routes_all_pass_the_guard(self) -> None:
+        application = create_app(make_settings(**HS_CONFIG))
+        try:
+            require_guard(application)
         finally:
             await close_app(application)
 

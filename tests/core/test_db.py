@@ -409,3 +409,17 @@ class TestDirectPathConnectArguments:
             await database.dispose()
 
         assert [dict(row) for row in rows] == [{"one": 1}]
+
+
+async def test_database_errors_never_quote_the_statements_parameters(db: Database) -> None:
+    """An error's text ends up in logs and error reports: it names the statement, not the
+    values a client sent (a task's title may be anything)."""
+    secret = "s3cr3t-title-never-logged"
+    with pytest.raises(DBAPIError) as raised:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO tasks (id, title) VALUES (:id, :title)"),
+                {"id": uuid.uuid4().hex, "title": secret},
+            )
+    assert secret not in str(raised.value)
+    assert "hidden due to hide_parameters" in str(raised.value)

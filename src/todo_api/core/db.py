@@ -179,6 +179,9 @@ def create_database(settings: Settings) -> Database:
 
 
 def _create_engine(target: DatabaseTarget, settings: Settings, **options: Any) -> AsyncEngine:
+    # A database error's text would otherwise quote the statement's parameters (a task's title,
+    # say) into logs and error reports.
+    options.setdefault("hide_parameters", True)
     if target.is_sqlite:
         engine = _create_sqlite_engine(target, settings, **options)
     else:
