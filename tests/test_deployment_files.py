@@ -35,18 +35,6 @@ STANDARD_VARIABLES = {
     "FORWARDED_ALLOW_IPS": "uvicorn: which proxies' X-Forwarded-For headers to trust",
     "PROMETHEUS_MULTIPROC_DIR": "prometheus_client: metrics shared by several worker processes",
 }
-# Settings a colleague is adding. Each is exempt from the runbook check only until its feature
-# lands (a Settings field with the same prefix, `metrics_` or `sentry_`, exists): from then on the
-# names must match real fields. To be removed once they are all in Settings.
-PENDING_SETTINGS = frozenset(
-    {
-        "METRICS_ENABLED",
-        "METRICS_TOKEN",
-        "SENTRY_DSN",
-        "SENTRY_ENVIRONMENT",
-        "SENTRY_TRACES_SAMPLE_RATE",
-    }
-)
 
 
 def setting_variables() -> set[str]:
@@ -60,13 +48,6 @@ def setting_variables() -> set[str]:
             choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
             names.update(choice.upper() for choice in choices if isinstance(choice, str))
     return names
-
-
-def pending_and_not_landed(name: str) -> bool:
-    if name not in PENDING_SETTINGS:
-        return False
-    prefix = name.split("_", 1)[0].lower() + "_"
-    return not any(existing.startswith(prefix) for existing in Settings.model_fields)
 
 
 # --- Dockerfile --------------------------------------------------------------------------------
@@ -436,7 +417,7 @@ def test_runbook_names_only_real_variables() -> None:
     values = set(get_args(LogLevel))
     constants = {name for name in names if name.isupper() and hasattr(core_db, name)}
     known = setting_variables() | set(STANDARD_VARIABLES) | values | constants
-    unknown = {name for name in names - known if not pending_and_not_landed(name)}
+    unknown = names - known
     assert not unknown, f"docs/runbook.md names variables nothing reads: {sorted(unknown)}"
 
 
