@@ -10,7 +10,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -25,25 +24,33 @@ from starlette.routing import Route
 COLUMNS = (
     "id, user_id, title, description, completed, "
     "CASE priority WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' END AS priority, "
-    "due_at, tags, completed_at, created_at, updated_at"
+    "due_at, tags, completed_at, created_at, updated_at, version"
 )
 RETURNING = " RETURNING " + COLUMNS
 SELECT = "SELECT " + COLUMNS + " FROM tasks"
-LIST = SELECT + " WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 101"
-GET = SELECT + " WHERE user_id = $1 AND id = $2"
+LIVE = "user_id = $1 AND deleted_at IS NULL"
+LIST = SELECT + f" WHERE {LIVE} ORDER BY created_at DESC, id DESC LIMIT 101"
+GET = SELECT + f" WHERE {LIVE} AND id = $2"
+# A change's instant comes from the owner's clock, as the service takes it (migration 0005).
+INSTANT = "WITH instant AS (SELECT todo_change_instant({owner}, clock_timestamp()) AS at) "
+AT = "(SELECT at FROM instant)"
 CREATE = (
-    "INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, "
-    "tag_keys, completed_at, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5, 2, NULL, '{}', '{}', NULL, $6, $6)" + RETURNING
+    INSTANT.format(owner="$2")
+    + "INSERT INTO tasks (id, user_id, title, description, completed, priority, due_at, tags, "
+    "tag_keys, completed_at, created_at, updated_at, version) "
+    f"VALUES ($1, $2, $3, $4, $5, 2, NULL, '{{}}', '{{}}', NULL, {AT}, {AT}, 1)" + RETURNING
 )
-NEXT = "GREATEST(clock_timestamp(), updated_at + INTERVAL '1 microsecond')"
 TOGGLE = (
-    f"UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL "
-    f"ELSE {NEXT} END, updated_at = {NEXT} WHERE user_id = $1 AND id = $2" + RETURNING
+    INSTANT.format(owner="$1")
+    + "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL "
+    f"ELSE {AT} END, updated_at = {AT}, version = version + 1 WHERE {LIVE} AND id = $2"
+    + RETURNING
 )
 RENAME = (
-    "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM "
-    f"$3::varchar THEN {NEXT} ELSE updated_at END WHERE user_id = $1 AND id = $2" + RETURNING
+    INSTANT.format(owner="$1")
+    + "UPDATE tasks SET title = $3::varchar, updated_at = CASE WHEN title IS DISTINCT FROM "
+    f"$3::varchar THEN {AT} ELSE updated_at END, version = CASE WHEN title IS DISTINCT FROM "
+    f"$3::varchar THEN version + 1 ELSE version END WHERE {LIVE} AND id = $2" + RETURNING
 )
 
 pool: asyncpg.Pool | None = None
@@ -76,7 +83,6 @@ async def create_task(request: Request) -> Response:
         data["title"],
         data.get("description"),
         data.get("completed", False),
-        datetime.now(UTC),
     )
     return _json(dict(row), 201)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -192,8 +193,9 @@ async def create_task(
         location = f"/api/{quote(user_id, safe=PATH_SAFE)}/tasks/{row['id']}"
         return _task_response(row, status_code=status.HTTP_201_CREATED, location=location)
 
-    payload = data.model_dump(mode="json", exclude_unset=True)
-    return await _at_most_once(request, db, user_id, payload, create)
+    return await _at_most_once(
+        request, db, user_id, lambda: data.model_dump(mode="json", exclude_unset=True), create
+    )
 
 
 @router.get(
@@ -279,8 +281,9 @@ async def complete_task(
         )
         return _task_response(row)
 
-    payload = body.model_dump(mode="json") if body is not None else None
-    return await _at_most_once(request, db, user_id, payload, complete)
+    return await _at_most_once(
+        request, db, user_id, lambda: body.model_dump(mode="json") if body else None, complete
+    )
 
 
 @router.delete(
@@ -308,10 +311,11 @@ async def _at_most_once(
     request: Request,
     db: Database,
     user_id: str,
-    payload: Any,
+    payload: Callable[[], Any],
     operation: idempotency.Operation,
 ) -> Response:
-    """Run `operation`; with an `Idempotency-Key`, only if that key has not run it already."""
+    """Run `operation`; with an `Idempotency-Key`, only if that key has not run it already
+    (`payload` gives the parsed body the key's request is recognised by)."""
     header = request.headers.get(idempotency.HEADER)
     if header is None:
         return await operation(db)
@@ -320,7 +324,9 @@ async def _at_most_once(
         db,
         user_id=user_id,
         key=idempotency.parse_key(header),
-        request_fingerprint=idempotency.fingerprint(request.method, request.scope["path"], payload),
+        request_fingerprint=idempotency.fingerprint(
+            request.method, request.scope["path"], payload()
+        ),
         operation=operation,
     )
 

@@ -25,16 +25,22 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Written out rather than imported, so this revision never changes.
+# Written out rather than imported, so this revision never changes. PL/pgSQL rather than SQL:
+# its statement's plan is cached per connection instead of made at every call.
 CHANGE_INSTANT_FUNCTION = """
 CREATE OR REPLACE FUNCTION todo_change_instant(owner varchar, proposed timestamptz)
 RETURNS timestamptz
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 AS $$
+DECLARE
+    instant timestamptz;
+BEGIN
     INSERT INTO user_clocks AS clock (user_id, changed_at) VALUES (owner, proposed)
     ON CONFLICT (user_id) DO UPDATE
         SET changed_at = GREATEST(EXCLUDED.changed_at, clock.changed_at + INTERVAL '1 microsecond')
-    RETURNING clock.changed_at
+    RETURNING clock.changed_at INTO instant;
+    RETURN instant;
+END
 $$
 """
 
