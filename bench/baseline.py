@@ -43,8 +43,7 @@ CREATE = (
 TOGGLE = (
     INSTANT.format(owner="$1")
     + "UPDATE tasks SET completed = NOT completed, completed_at = CASE WHEN completed THEN NULL "
-    f"ELSE {AT} END, updated_at = {AT}, version = version + 1 WHERE {LIVE} AND id = $2"
-    + RETURNING
+    f"ELSE {AT} END, updated_at = {AT}, version = version + 1 WHERE {LIVE} AND id = $2" + RETURNING
 )
 RENAME = (
     INSTANT.format(owner="$1")
