@@ -183,9 +183,12 @@ async def database_behind(link: Link, worker_tag: str) -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def served(database_url: str, workdir: Path) -> Iterator[str]:
+def served(database_url: str, workdir: Path, *, pooler: bool = False) -> Iterator[str]:
+    """The service on `database_url`; with `pooler`, configured for a transaction-pooling
+    proxy (every operation in a transaction through SQLAlchemy, not the direct path)."""
     env = {
         **os.environ,
+        "DB_POOLER": "pgbouncer" if pooler else "none",
         "DATABASE_URL": database_url,
         "DB_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_S),
         "DB_POOL_TIMEOUT": "2",
@@ -335,10 +338,11 @@ class TestConnectionsDroppedByTheServer:
 
 
 class TestConnectionLostMidRequest:
+    @pytest.mark.parametrize("pooler", [False, True], ids=["direct", "as-behind-a-pooler"])
     async def test_a_read_is_retried_once_on_a_fresh_connection(
-        self, link: Link, database_behind: str, tmp_path: Path
+        self, link: Link, database_behind: str, tmp_path: Path, pooler: bool
     ) -> None:
-        with served(database_behind, tmp_path) as base_url:
+        with served(database_behind, tmp_path, pooler=pooler) as base_url:
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
                 created = (await http.post("/api/alice/tasks", json={"title": "Kept"})).json()
 
@@ -352,10 +356,11 @@ class TestConnectionLostMidRequest:
         assert response.status_code == 200, response.text
         assert response.json()["id"] == created["id"]
 
+    @pytest.mark.parametrize("pooler", [False, True], ids=["direct", "as-behind-a-pooler"])
     async def test_a_write_is_not_retried_blindly(
-        self, link: Link, database_behind: str, tmp_path: Path
+        self, link: Link, database_behind: str, tmp_path: Path, pooler: bool
     ) -> None:
-        with served(database_behind, tmp_path) as base_url:
+        with served(database_behind, tmp_path, pooler=pooler) as base_url:
             async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
                 link.stall()
                 write = asyncio.ensure_future(

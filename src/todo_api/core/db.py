@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeAlias
 from uuid import uuid4
 
 from sqlalchemy import Delete, Insert, Select, Update, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -96,6 +96,17 @@ class Database:
         """Run one self-contained statement and return its rows (as mappings)."""
         if self.direct is not None:
             return await self.direct.fetch(stmt, params)
+        try:
+            return await self._fetch_once(stmt, params)
+        except DBAPIError as exc:
+            # As on the direct path: a read whose connection died under it is repeated once on
+            # a fresh connection; a write never is (it may have committed before it died).
+            if not (exc.connection_invalidated and isinstance(stmt, Select)):
+                raise
+            logger.warning("connection lost during a read; retrying on a fresh connection")
+        return await self._fetch_once(stmt, params)
+
+    async def _fetch_once(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
         async with self.connect() as conn:
             return (await conn.execute(stmt, params)).mappings().all()
 
