@@ -432,3 +432,24 @@ async def create_task_at_revision_four(database: Database, *, updated_at: dateti
             },
         )
     return task_id
+
+
+class TestListIndexesHoldLiveTasks:
+    async def test_every_list_index_but_updated_ats_skips_tombstones(
+        self, empty_db: Database
+    ) -> None:
+        await upgrade(empty_db.engine)
+        if empty_db.backend == "postgresql":
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'"
+        else:
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        async with empty_db.engine.connect() as conn:
+            rows = (await conn.execute(text(query))).all()
+        definitions: dict[str, str] = {row[0]: row[1] for row in rows}
+
+        partial = {
+            name
+            for name, ddl in definitions.items()
+            if "deleted_at IS NULL" in ddl.replace("(", "").replace(")", "")
+        }
+        assert partial == SORT_INDEXES - {"ix_tasks_user_id_updated_at_id"}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -25,6 +26,7 @@ from tests.factories import stored_tasks
 from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.migrate import upgrade
+from todo_api.main import create_app
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed
@@ -129,6 +131,41 @@ class TestSqliteConnection:
             await database.dispose()
 
         assert [row["title"] for row in stored] == ["Kept"]
+
+    async def test_in_memory_requests_never_land_in_each_others_transactions(self) -> None:
+        """Keyed requests run in transactions on the one shared connection; a refused one
+        (422, rolled back) must not take the plain writes around it down with it."""
+        settings = make_settings(database_url="sqlite+aiosqlite:///:memory:", rate_limit="0")
+        database = create_database(settings)
+        application = create_app(settings)
+        application.state.database = database
+        try:
+            await upgrade(database.engine)
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                first = await http.post(
+                    "/api/bob/tasks", json={"title": "Keyed"}, headers={"Idempotency-Key": "k"}
+                )
+                assert first.status_code == 201
+                plain = [
+                    http.post("/api/alice/tasks", json={"title": f"Plain {n}"}) for n in range(30)
+                ]
+                reused = [
+                    http.post(
+                        "/api/bob/tasks",
+                        json={"title": f"Other {n}"},
+                        headers={"Idempotency-Key": "k"},
+                    )
+                    for n in range(10)
+                ]
+                responses = await asyncio.gather(*plain, *reused)
+            stored = await stored_tasks(database, "alice")
+        finally:
+            await database.dispose()
+
+        assert [r.status_code for r in responses[:30]] == [201] * 30
+        assert {r.status_code for r in responses[30:]} <= {409, 422}
+        assert len(stored) == 30
 
 
 class TestConcurrentWrites:

@@ -146,10 +146,14 @@ class TestListPlans:
         plan = await explain(seeded, TaskListQuery(sort=sort, cursor=cursor))
 
         assert_index_scan_without_sort(plan, SORT_INDEXES[sort])
-        # The position is an index condition (a range start), not a filter over skipped rows;
-        # the only filter is the one that skips tombstones.
+        # The position is an index condition (a range start), not a filter over skipped rows.
+        # The indexes of the list orders hold live tasks only; `updated_at`'s also holds the
+        # tombstones a sync reads, which a plain listing skips.
         [scan] = [n for n in nodes(plan) if n["Node Type"] in {"Index Scan", "Index Only Scan"}]
-        assert scan.get("Filter") == "(deleted_at IS NULL)", scan
+        if sort.removeprefix("-") == "updated_at":
+            assert scan.get("Filter") == "(deleted_at IS NULL)", scan
+        else:
+            assert "Filter" not in scan, scan
         assert "ROW(" in scan["Index Cond"], scan["Index Cond"]
 
 

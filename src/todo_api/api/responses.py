@@ -252,14 +252,14 @@ IDEMPOTENT: dict[int | str, dict[str, Any]] = {
     ),
 }
 SYNC_HORIZON_PASSED = _problem(
-    "`updated_since` with `include_deleted` is older than the tombstone retention: list all "
-    "tasks again, then sync from there.",
+    "`updated_since` with `include_deleted` is older than the tombstone retention: start over "
+    "with `include_deleted=true` and no `updated_since`, then sync from there.",
     _example(
         410,
         "/problems/sync-horizon-passed",
         "Gone",
         "Deleted tasks are remembered for 30 days; a sync from further back could miss "
-        "deletions. List all tasks again (without updated_since), then sync from the latest "
-        "updated_at.",
+        "deletions. Start over: list with include_deleted=true and no updated_since (oldest "
+        "change first), follow every page, then sync from the last updated_at.",
     ),
 )

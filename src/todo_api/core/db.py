@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
@@ -79,6 +81,10 @@ class Database:
     transactional_requests: bool = False
     # PostgreSQL without a pooler: single statements skip SQLAlchemy's execution layer.
     direct: DirectPostgres | None = None
+    # An in-memory SQLite database is one connection every request shares: one operation (a
+    # statement, or a whole transaction) at a time, so no request's statement runs inside, and
+    # is rolled back with, another request's transaction.
+    serial: asyncio.Lock | None = None
 
     @property
     def backend(self) -> str:
@@ -87,9 +93,10 @@ class Database:
     def connect(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A pooled connection for one operation (`async with db.connect() as conn`): in
         autocommit mode, or behind a pooler inside a transaction committed on exit."""
-        if self.transactional_requests:
-            return self.engine.begin()
-        return self.autocommit.connect()
+        opened = self.engine.begin() if self.transactional_requests else self.autocommit.connect()
+        if self.serial is not None:
+            return _holding(self.serial, opened)
+        return opened
 
     @timed_query("fetch")
     async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
@@ -127,7 +134,10 @@ class Database:
             async with self.direct.transaction() as direct:
                 yield direct
             return
-        async with self.engine.begin() as conn:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.serial is not None:
+                await stack.enter_async_context(self.serial)
+            conn = await stack.enter_async_context(self.engine.begin())
             if self.backend == "sqlite":
                 # The driver opens a transaction by itself only before a statement that starts
                 # with INSERT, UPDATE or DELETE (ours may start with WITH). IMMEDIATE takes the
@@ -148,6 +158,14 @@ class Database:
             await self.autocommit.dispose()
 
 
+@contextlib.asynccontextmanager
+async def _holding(
+    lock: asyncio.Lock, opened: AbstractAsyncContextManager[AsyncConnection]
+) -> AsyncIterator[AsyncConnection]:
+    async with lock, opened as conn:
+        yield conn
+
+
 def uses_pgbouncer(settings: Settings) -> bool:
     """Whether to configure asyncpg for a transaction-pooling proxy."""
     if settings.db_pooler == "auto":
@@ -166,6 +184,7 @@ def create_database(settings: Settings) -> Database:
             engine=engine,
             autocommit=engine.execution_options(isolation_level="AUTOCOMMIT"),
             transactional_requests=transactional_requests,
+            serial=asyncio.Lock() if target.is_memory else None,
         )
     # Requests get a pool whose connections stay in autocommit mode, so a checkout switches and
     # resets nothing; migrations and multi-statement work use a small pool of their own.

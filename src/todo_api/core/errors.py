@@ -124,8 +124,9 @@ class SyncHorizonPassed(AppError):
     def __init__(self, retention_days: float) -> None:
         super().__init__(
             f"Deleted tasks are remembered for {retention_days:g} days; a sync from further "
-            "back could miss deletions. List all tasks again (without updated_since), then "
-            "sync from the latest updated_at."
+            "back could miss deletions. Start over: list with include_deleted=true and no "
+            "updated_since (oldest change first), follow every page, then sync from the last "
+            "updated_at."
         )
 
 

@@ -91,27 +91,35 @@ _columns = Task.__table__.c  # type: ignore[attr-defined]
 
 # One index per sort order, each leading with the owner and ending with the id that breaks ties,
 # so every listing (either direction: indexes are read backwards too) is an index scan of the
-# user's rows that stops after one page.
+# user's rows that stops after one page. They hold live tasks only (tombstones cost a listing
+# nothing), except `updated_at`'s, through which a sync also reads tombstones.
+_LIVE = _columns.deleted_at.is_(None)
+_LIVE_ONLY = {"postgresql_where": _LIVE, "sqlite_where": _LIVE}
 Index(
     "ix_tasks_user_id_created_at_id",
     _columns.user_id,
     _columns.created_at.desc(),
     _columns.id.desc(),
+    **_LIVE_ONLY,
 )
 Index("ix_tasks_user_id_updated_at_id", _columns.user_id, _columns.updated_at, _columns.id)
-Index("ix_tasks_user_id_priority_id", _columns.user_id, _columns.priority, _columns.id)
-Index("ix_tasks_user_id_title_id", _columns.user_id, _columns.title, _columns.id)
+Index(
+    "ix_tasks_user_id_priority_id", _columns.user_id, _columns.priority, _columns.id, **_LIVE_ONLY
+)
+Index("ix_tasks_user_id_title_id", _columns.user_id, _columns.title, _columns.id, **_LIVE_ONLY)
 Index(
     "ix_tasks_user_id_due_asc_id",
     _columns.user_id,
     due_sort_key(_columns.due_at, ascending=True),
     _columns.id,
+    **_LIVE_ONLY,
 )
 Index(
     "ix_tasks_user_id_due_desc_id",
     _columns.user_id,
     due_sort_key(_columns.due_at, ascending=False),
     _columns.id,
+    **_LIVE_ONLY,
 )
 # Tombstones, for their purge: a partial index, as small as there are tombstones.
 _TOMBSTONE = _columns.deleted_at.is_not(None)

@@ -1,5 +1,5 @@
 """Forgetting what has outlived its purpose: expired idempotency keys, and tombstones older than
-the retention (a client that last synced before then must list everything again: 410)."""
+the retention (a client that last synced before then must start its sync over: 410)."""
 
 from __future__ import annotations
 

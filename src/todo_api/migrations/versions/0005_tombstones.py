@@ -1,5 +1,8 @@
 """Tombstones and per-user change clocks, for incremental sync.
 
+The indexes of the list orders become partial, over live tasks only, so tombstones cost a
+listing nothing; the `updated_at` one stays whole, since a sync reads tombstones through it.
+
 A deleted task becomes a tombstone (`deleted_at` set, content erased) instead of disappearing,
 so a client syncing with `updated_since` learns of the deletion. On PostgreSQL every change
 takes its instant from `todo_change_instant`, which advances the user's row of `user_clocks`
@@ -45,6 +48,39 @@ $$
 """
 
 
+# The list indexes of revisions 0001 and 0002 (columns as SQL), all but updated_at's.
+LIST_INDEXES = {
+    "ix_tasks_user_id_created_at_id": {
+        "postgresql": "user_id, created_at DESC, id DESC",
+        "sqlite": "user_id, created_at DESC, id DESC",
+    },
+    "ix_tasks_user_id_priority_id": {
+        "postgresql": "user_id, priority, id",
+        "sqlite": "user_id, priority, id",
+    },
+    "ix_tasks_user_id_title_id": {
+        "postgresql": "user_id, title, id",
+        "sqlite": "user_id, title, id",
+    },
+    "ix_tasks_user_id_due_asc_id": {
+        "postgresql": "user_id, COALESCE(due_at, 'infinity'::timestamptz), id",
+        "sqlite": "user_id, COALESCE(due_at, '9999-12-31 23:59:59.999999'), id",
+    },
+    "ix_tasks_user_id_due_desc_id": {
+        "postgresql": "user_id, COALESCE(due_at, '-infinity'::timestamptz), id",
+        "sqlite": "user_id, COALESCE(due_at, '0001-01-01 00:00:00.000000'), id",
+    },
+}
+LIVE = "deleted_at IS NULL"
+
+
+def _recreate_list_indexes(dialect: str, *, live_only: bool) -> None:
+    for name, columns in LIST_INDEXES.items():
+        op.execute(f"DROP INDEX {name}")
+        where = f" WHERE {LIVE}" if live_only else ""
+        op.execute(f"CREATE INDEX {name} ON tasks ({columns[dialect]}){where}")
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     # Plain ALTER TABLE: SQLite's batch mode would rebuild the table and lose the expression
@@ -57,6 +93,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("deleted_at IS NOT NULL"),
         sqlite_where=sa.text("deleted_at IS NOT NULL"),
     )
+    _recreate_list_indexes(dialect, live_only=True)
     op.create_table(
         "user_clocks",
         sa.Column("user_id", sa.String(length=255), nullable=False),
@@ -78,5 +115,6 @@ def downgrade() -> None:
     op.drop_table("user_clocks")
     # Tombstones were deletions: before this revision, deleted tasks were gone.
     op.execute("DELETE FROM tasks WHERE deleted_at IS NOT NULL")
+    _recreate_list_indexes(dialect, live_only=False)
     op.drop_index("ix_tasks_deleted_at", table_name="tasks")
     op.execute("ALTER TABLE tasks DROP COLUMN deleted_at")
