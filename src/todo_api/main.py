@@ -61,6 +61,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "AUTHENTICATION IS OFF: anyone can read and change any user's tasks. "
             "Set AUTH_JWT_SECRET or AUTH_JWKS_URL before exposing this service."
         )
+    if settings.is_production and settings.expose_metrics and settings.metrics_token is None:
+        logger.warning(
+            "/metrics is served without a token: keep it off the public network, or set "
+            "METRICS_TOKEN."
+        )
     worker_metrics = start_worker_metrics(app)
     try:
         yield

@@ -318,3 +318,15 @@ def test_fingerprints_name_method_path_and_body() -> None:
     assert base != idempotency.fingerprint("PUT", "/api/a/tasks", {"title": "x", "tags": ["a"]})
     assert base != idempotency.fingerprint("POST", "/api/a/tasks", {"title": "y", "tags": ["a"]})
     assert len(base) == 64
+
+
+async def test_a_retry_naming_the_task_id_in_capitals_is_the_same_request(
+    client: httpx.AsyncClient,
+) -> None:
+    task = await create_task(client)
+    key = new_key()
+    first = await client.patch(f"{TASKS}/{task['id']}/complete", headers=keyed(key))
+    again = await client.patch(f"{TASKS}/{task['id'].upper()}/complete", headers=keyed(key))
+    assert first.status_code == again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["completed"] is True

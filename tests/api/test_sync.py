@@ -356,3 +356,14 @@ class TestPurge:
 
         rows = await db.fetch(select(tasks.c.id), {})
         assert {str(row["id"]) for row in rows} == {kept["id"]}
+
+    async def test_purge_works_through_a_backlog_in_batches(
+        self, client: httpx.AsyncClient, db: Database
+    ) -> None:
+        made = [await create_task(client, title=f"Old {n}") for n in range(7)]
+        for task in made:
+            await delete(client, task)
+
+        later = datetime.now(UTC) + timedelta(days=1)
+        assert await purge_tombstones(db, before=later, batch=3) == 7
+        assert await db.fetch(select(tasks.c.id), {}) == []

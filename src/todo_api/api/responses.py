@@ -214,8 +214,8 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "description": "A unique value per intended change (a UUID, say), repeated on every retry "
     "of it: the change is made once, and a retry gets its response again (with "
-    "`Idempotent-Replayed: true`) for 24 hours. 1-255 printable ASCII characters, quoted "
-    '(`"..."`, a Structured Field string) or bare.',
+    "`Idempotent-Replayed: true`) for IDEMPOTENCY_KEY_TTL_HOURS (24 by default). 1-255 "
+    'printable ASCII characters, quoted (`"..."`, a Structured Field string) or bare.',
     "schema": {
         "type": "string",
         # Quoted: any 1-255 printable characters inside; bare: no space at either end.
@@ -229,17 +229,22 @@ REPLAYED_HEADER = {
     "schema": {"type": "string", "enum": ["true"]},
 }
 IDEMPOTENT: dict[int | str, dict[str, Any]] = {
-    409: _problem(
-        "The first request with this `Idempotency-Key` is still being processed: retry "
-        "shortly to get its response.",
-        _example(
-            409,
-            "/problems/idempotency-key-in-use",
-            "Conflict",
-            "A request with this Idempotency-Key is still being processed; retry shortly to "
-            "get its response.",
+    409: {
+        **_problem(
+            "The first request with this `Idempotency-Key` is still being processed: retry "
+            "shortly to get its response.",
+            _example(
+                409,
+                "/problems/idempotency-key-in-use",
+                "Conflict",
+                "A request with this Idempotency-Key is still being processed; retry shortly to "
+                "get its response.",
+            ),
         ),
-    ),
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+    },
     422: _problem(
         "This `Idempotency-Key` was already used for a different request: nothing was done.",
         _example(
@@ -263,3 +268,10 @@ SYNC_HORIZON_PASSED = _problem(
         "change first), follow every page, then sync from the last updated_at.",
     ),
 )
+# The task, as `/complete` answers it: possibly the recorded answer to an earlier request.
+TAGGED_REPLAYABLE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The task.",
+        "headers": {"ETag": ETAG_HEADER, "Idempotent-Replayed": REPLAYED_HEADER},
+    },
+}

@@ -166,6 +166,24 @@ async def _holding(
         yield conn
 
 
+# Purges delete a batch at a time: each statement stays short (well within the statement
+# timeout, its locks held briefly) however large the backlog.
+PURGE_BATCH = 5000
+
+
+async def delete_in_batches(
+    db: Database, stmt: Delete, params: Mapping[str, Any], batch: int = PURGE_BATCH
+) -> int:
+    """Run a DELETE of at most `batch` rows (its `batch` parameter) until one deletes fewer;
+    how many rows it deleted in all."""
+    total = 0
+    while True:
+        deleted = await db.execute(stmt, {**params, "batch": batch})
+        total += deleted
+        if deleted < batch:
+            return total
+
+
 def uses_pgbouncer(settings: Settings) -> bool:
     """Whether to configure asyncpg for a transaction-pooling proxy."""
     if settings.db_pooler == "auto":

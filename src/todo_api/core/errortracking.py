@@ -3,7 +3,7 @@
 Only the errors a client sees as a 500 are reported (not 4xx, not a database outage's 503), each
 tagged with its request id and the authenticated user id, and described by its method, URL (no
 query string) and route. Nothing secret leaves: no request bodies, no local variables, no
-`Authorization` or `Cookie` header, no personal data.
+`Authorization` or `Cookie` header, no client address; the user is named by their id only.
 
 Reporting errors costs nothing per request. Performance tracing (SENTRY_TRACES_SAMPLE_RATE above
 0) needs the SDK's FastAPI/Starlette integration, which wraps every request and middleware and

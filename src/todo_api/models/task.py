@@ -68,7 +68,8 @@ class Task(TaskBase, table=True):
     # 1 when created, one more with every change: the task's ETag.
     version: int = Field(sa_column=Column(Integer, nullable=False, server_default=text("1")))
     # Set when the task is deleted: it is then a tombstone, gone from every read and write but
-    # still listed by incremental sync (`include_deleted`), its content erased, until purged.
+    # still listed by incremental sync (`include_deleted`) until purged. Its title, description,
+    # tags and due date are erased; its completion, priority and timestamps stay.
     deleted_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )

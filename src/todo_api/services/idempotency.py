@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, bindparam, delete, func, select
+from sqlalchemy import BigInteger, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.responses import Response
 
-from todo_api.core.db import Database, Executor
+from todo_api.core.db import Database, Executor, delete_in_batches
 from todo_api.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
 from todo_api.models.idempotency import KEY_MAX_LENGTH, IdempotencyKey
 from todo_api.models.types import UTCDateTime
@@ -48,7 +48,13 @@ _LOOKUP = select(keys.c.fingerprint, keys.c.status_code, keys.c.headers, keys.c.
 _TRY_LOCK = select(
     func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger)).label("locked")
 )
-_PURGE = delete(keys).where(keys.c.expires_at <= _NOW)
+_PURGE = delete(keys).where(
+    tuple_(keys.c.user_id, keys.c.key).in_(
+        select(keys.c.user_id, keys.c.key)
+        .where(keys.c.expires_at <= _NOW)
+        .limit(bindparam("batch"))
+    )
+)
 
 
 def _save_statement(dialect: Any) -> Any:
@@ -204,4 +210,4 @@ def _replay(recorded: Mapping[str, Any], request_fingerprint: str) -> Response:
 
 async def purge_expired(db: Database, *, now: datetime) -> int:
     """Delete the keys expired at `now`; how many there were."""
-    return await db.execute(_PURGE, {"now": now})
+    return await delete_in_batches(db, _PURGE, {"now": now})

@@ -6,17 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Delete, and_, bindparam, delete
+from sqlalchemy import Delete, bindparam, delete, select
 
-from todo_api.core.db import Database
+from todo_api.core.db import PURGE_BATCH, Database, delete_in_batches
 from todo_api.models.types import UTCDateTime
 from todo_api.services.idempotency import purge_expired
 from todo_api.services.tasks import tasks
 
 _OLD_TOMBSTONES: Delete = delete(tasks).where(
-    and_(
-        tasks.c.deleted_at.is_not(None),
-        tasks.c.deleted_at < bindparam("before", type_=UTCDateTime()),
+    tasks.c.id.in_(
+        select(tasks.c.id)
+        .where(
+            tasks.c.deleted_at.is_not(None),
+            tasks.c.deleted_at < bindparam("before", type_=UTCDateTime()),
+        )
+        .limit(bindparam("batch"))
     )
 )
 
@@ -27,9 +31,9 @@ class Purged:
     tombstones: int
 
 
-async def purge_tombstones(db: Database, *, before: datetime) -> int:
+async def purge_tombstones(db: Database, *, before: datetime, batch: int = PURGE_BATCH) -> int:
     """Delete the tombstones of tasks deleted before `before`; how many there were."""
-    return await db.execute(_OLD_TOMBSTONES, {"before": before})
+    return await delete_in_batches(db, _OLD_TOMBSTONES, {"before": before}, batch)
 
 
 async def purge(db: Database, *, now: datetime, tombstone_retention: timedelta) -> Purged:

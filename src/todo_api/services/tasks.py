@@ -1,8 +1,9 @@
 """Task business rules. Every statement starts from the owner's live rows, so another user's
 task, or a deleted one, is simply not found. Each operation is one SQL statement (writes are
 `INSERT/UPDATE ... RETURNING`; a delete makes a tombstone), atomic on its own on an autocommit
-connection: one round trip, nothing to roll back. A write has committed when the function
-returns."""
+connection: one round trip, nothing to roll back. Run on the database itself, a write has
+committed when the function returns; run in a transaction (an Idempotency-Key's), it commits
+with it."""
 
 from __future__ import annotations
 
@@ -102,8 +103,8 @@ _CREATE = (
 )
 # Columns a client changes (`tag_keys` follows `tags`); `completed_at` follows `completed`.
 UPDATABLE = ("title", "description", "completed", "priority", "due_at", "tags", "tag_keys")
-# What deleting a task does to it: it becomes a tombstone, keeping only its id, owner and the
-# instant of its deletion.
+# What deleting a task does to it: it becomes a tombstone, its text, tags and due date erased;
+# sync shows only its id and the instant of its deletion.
 TOMBSTONE = {
     "deleted_at": NOW,
     "updated_at": NOW,

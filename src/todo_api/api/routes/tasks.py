@@ -255,7 +255,7 @@ async def patch_task(
     response_model=TaskPublic,
     responses={
         **responses.WITH_BODY,
-        **responses.TAGGED,
+        **responses.TAGGED_REPLAYABLE,
         **responses.CONDITIONAL,
         **responses.IDEMPOTENT,
     },
@@ -324,8 +324,10 @@ async def _at_most_once(
         db,
         user_id=user_id,
         key=idempotency.parse_key(header),
+        # Lowercased: a key is one user's, so what the case of its path can vary in is a task
+        # id, which names the same task in either case.
         request_fingerprint=idempotency.fingerprint(
-            request.method, request.scope["path"], payload()
+            request.method, request.scope["path"].lower(), payload()
         ),
         operation=operation,
     )

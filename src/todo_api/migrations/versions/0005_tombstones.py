@@ -3,7 +3,8 @@
 The indexes of the list orders become partial, over live tasks only, so tombstones cost a
 listing nothing; the `updated_at` one stays whole, since a sync reads tombstones through it.
 
-A deleted task becomes a tombstone (`deleted_at` set, content erased) instead of disappearing,
+A deleted task becomes a tombstone (`deleted_at` set; title, description, tags and due date
+erased) instead of disappearing,
 so a client syncing with `updated_since` learns of the deletion. On PostgreSQL every change
 takes its instant from `todo_change_instant`, which advances the user's row of `user_clocks`
 under a lock held until the change commits: a user's changes commit in the order of their
