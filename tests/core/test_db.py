@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.auth_support import build_app, client_for, close_app
 from tests.conftest import (
     POSTGRES_ENV,
     create_postgres_database,
@@ -26,7 +26,6 @@ from tests.factories import stored_tasks
 from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
 from todo_api.core.errors import is_database_unavailable
 from todo_api.core.migrate import upgrade
-from todo_api.main import create_app
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed
@@ -137,12 +136,10 @@ class TestSqliteConnection:
         (422, rolled back) must not take the plain writes around it down with it."""
         settings = make_settings(database_url="sqlite+aiosqlite:///:memory:", rate_limit="0")
         database = create_database(settings)
-        application = create_app(settings)
-        application.state.database = database
+        application = build_app(database, settings)
         try:
             await upgrade(database.engine)
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            async with client_for(application) as http:
                 first = await http.post(
                     "/api/bob/tasks", json={"title": "Keyed"}, headers={"Idempotency-Key": "k"}
                 )
@@ -161,6 +158,7 @@ class TestSqliteConnection:
                 responses = await asyncio.gather(*plain, *reused)
             stored = await stored_tasks(database, "alice")
         finally:
+            await close_app(application)
             await database.dispose()
 
         assert [r.status_code for r in responses[:30]] == [201] * 30

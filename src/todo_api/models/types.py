@@ -47,7 +47,8 @@ SQLITE_NEXT_TIMESTAMP = "todo_next_timestamp"
 
 
 def sqlite_next_timestamp(previous: str | None, now: str) -> str:
-    """`next_timestamp` for SQLite, registered on each connection; timestamps are stored as
+    """`now`, or one microsecond after `previous` if that is not earlier: `change_instant` on
+    SQLite, registered on each connection. Timestamps are stored as
     UTC text in SQLAlchemy's format, which sorts like the instants it names."""
     moment = datetime.fromisoformat(now)
     if previous:
