@@ -20,10 +20,10 @@ import jwt
 from sqlalchemy.engine import make_url
 from starlette.responses import Response
 
-from todo_api.core.config import Settings
-from todo_api.core.db import create_database
-from todo_api.core.logging import configure_logging
+from todo_api.config import Settings
+from todo_api.db.database import create_database
 from todo_api.main import create_app
+from todo_api.observability.logging import configure_logging
 from todo_api.services import tasks as service
 
 SECRET = "bench-secret-that-is-at-least-32-bytes-long"

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fastapi import FastAPI
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm, get_default_algorithms
 
-from todo_api.core.config import Settings
-from todo_api.core.db import Database
+from todo_api.config import Settings
+from todo_api.db.database import Database
 from todo_api.main import create_app
 
 JSON = dict[str, Any]

@@ -19,9 +19,9 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from todo_api.core.config import Settings
-from todo_api.core.db import Database, create_database
-from todo_api.core.migrate import upgrade
+from todo_api.config import Settings
+from todo_api.db.database import Database, create_database
+from todo_api.db.migrations import upgrade
 from todo_api.main import create_app
 from todo_api.models import metadata
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import listing
 

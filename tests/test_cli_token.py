@@ -26,8 +26,8 @@ from tests.auth_support import (
 from tests.conftest import make_settings
 from tests.processes import run_cli
 from todo_api.cli import EXIT_CONFIG, main
-from todo_api.core.config import Settings
-from todo_api.core.db import Database
+from todo_api.config import Settings
+from todo_api.db.database import Database
 
 
 def run_token(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,8 @@ import yaml
 from pydantic import AliasChoices
 from sqlalchemy.engine import make_url
 
-from todo_api.core import db as core_db
-from todo_api.core.config import LogLevel, Settings
+from todo_api.config import LogLevel, Settings
+from todo_api.db import database as core_db
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

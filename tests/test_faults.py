@@ -31,8 +31,8 @@ from tests.conftest import (
 )
 from tests.factories import assert_problem
 from tests.processes import serving
-from todo_api.core.db import create_database
-from todo_api.core.migrate import upgrade
+from todo_api.db.database import create_database
+from todo_api.db.migrations import upgrade
 from todo_api.main import create_app
 
 pytestmark = [

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from todo_api.core.config import ConfigurationError, Settings, load_settings
-from todo_api.core.db import Database, create_database
-from todo_api.core.errors import is_database_unavailable
-from todo_api.core.logging import configure_logging
-from todo_api.core.migrate import upgrade
-from todo_api.core.security import issue_token
+from todo_api.auth.tokens import issue_token
+from todo_api.config import ConfigurationError, Settings, load_settings
+from todo_api.db.database import Database, create_database
+from todo_api.db.migrations import upgrade
+from todo_api.http.problems import is_database_unavailable
+from todo_api.observability.logging import configure_logging
 from todo_api.services.purge import Purged, purge
 
 logger = logging.getLogger("todo_api.cli")
@@ -156,7 +156,7 @@ def _missing_sqlite_directory(settings: Settings) -> Path | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from todo_api.core.metrics import prepare_multiprocess_metrics
+    from todo_api.observability.metrics import prepare_multiprocess_metrics
 
     if not args.no_migrate:
         status = _run_migrations(settings)

@@ -13,29 +13,29 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from todo_api import __version__
-from todo_api.api import responses
+from todo_api.api import documented
 from todo_api.api.deps import admit
 from todo_api.api.routes import health, tasks
-from todo_api.core import metrics
-from todo_api.core.config import Settings, load_settings
-from todo_api.core.db import create_database
-from todo_api.core.errors import install_error_handlers
-from todo_api.core.errortracking import (
-    ErrorReportingMiddleware,
-    flush_error_tracking,
-    init_error_tracking,
-)
-from todo_api.core.guard import Guard
-from todo_api.core.logging import configure_logging
-from todo_api.core.metrics import enable_metrics, start_worker_metrics
-from todo_api.core.middleware import (
+from todo_api.auth.guard import Guard
+from todo_api.config import Settings, load_settings
+from todo_api.db.database import create_database
+from todo_api.http.middleware import (
     BodyLimitMiddleware,
     ProblemCORSMiddleware,
     RequestContextMiddleware,
     UnhandledErrorMiddleware,
 )
-from todo_api.core.openapi import build_openapi
-from todo_api.core.responses import JSONResponse
+from todo_api.http.openapi import build_openapi
+from todo_api.http.problems import install_error_handlers
+from todo_api.http.responses import JSONResponse
+from todo_api.observability import metrics
+from todo_api.observability.errortracking import (
+    ErrorReportingMiddleware,
+    flush_error_tracking,
+    init_error_tracking,
+)
+from todo_api.observability.logging import configure_logging
+from todo_api.observability.metrics import enable_metrics, start_worker_metrics
 from todo_api.services.idempotency import IdempotencyKeys
 
 logger = logging.getLogger(__name__)
@@ -108,9 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every /api route passes the guard: set on the router, so no route is public by accident.
     guard_responses: dict[int | str, dict[str, Any]] = {}
     if settings.auth_enabled:
-        guard_responses.update(responses.AUTHENTICATED)
+        guard_responses.update(documented.AUTHENTICATED)
     if settings.effective_rate_limit != "0":
-        guard_responses.update(responses.LIMITED)
+        guard_responses.update(documented.LIMITED)
     app.include_router(tasks.router, responses=guard_responses)
     app.include_router(health.router)
     if app.state.metrics is not None:

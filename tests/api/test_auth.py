@@ -51,7 +51,7 @@ from tests.auth_support import (
 from tests.conftest import make_settings
 from tests.factories import assert_problem
 from tests.processes import run_cli
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 from todo_api.main import create_app, require_guard
 
 Serve = Callable[..., Awaitable[httpx.AsyncClient]]

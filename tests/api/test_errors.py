@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 
 from tests.factories import JSON, assert_problem, create_task
-from todo_api.core.logging import RequestIdFilter
+from todo_api.observability.logging import RequestIdFilter
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 HEX32 = re.compile(r"^[0-9a-f]{32}$")

@@ -24,7 +24,7 @@ from tests.auth_support import (
 from tests.conftest import make_settings
 from tests.factories import assert_problem
 from tests.processes import serving
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 
 LIMIT = 1024  # the smallest MAX_BODY_SIZE the settings allow
 AUTH = bearer(hs256_token("alice"))

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 
 from tests.conftest import libpq_dsn, postgres_url
 from tests.factories import JSON, assert_problem, create_task, stored_tasks, task_payload
-from todo_api.core.db import Database, Executor
+from todo_api.db.database import Database, Executor
 from todo_api.models.idempotency import IdempotencyKey
 from todo_api.schemas.task import TaskCreate
 from todo_api.services import idempotency

@@ -21,7 +21,7 @@ import orjson
 import pytest
 
 from tests.factories import JSON, assert_problem, create_task
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import cursors, listing
 from todo_api.services.tasks import tasks

@@ -28,7 +28,7 @@ from tests.auth_support import (
 )
 from tests.conftest import make_settings
 from tests.factories import assert_problem
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 
 REDIS_URL = "redis://127.0.0.1:6379"
 RATE_LIMIT = re.compile(r'^"default";r=(\d+);t=(\d+)$')

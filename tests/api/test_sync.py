@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.factories import JSON, assert_problem, create_task
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 from todo_api.services.purge import purge, purge_tombstones
 from todo_api.services.tasks import tasks
 

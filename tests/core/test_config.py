@@ -10,7 +10,7 @@ from pydantic import AliasChoices
 
 from tests.processes import run_cli
 from todo_api.cli import EXIT_CONFIG
-from todo_api.core.config import ConfigurationError, Settings, load_settings
+from todo_api.config import ConfigurationError, Settings, load_settings
 
 # Production refuses to start without authentication (DESIGN.md §6).
 AUTH_SECRET = "an-hs256-secret-of-at-least-32-bytes!"

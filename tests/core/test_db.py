@@ -23,9 +23,9 @@ from tests.conftest import (
     postgres_url,
 )
 from tests.factories import stored_tasks
-from todo_api.core.db import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
-from todo_api.core.errors import is_database_unavailable
-from todo_api.core.migrate import upgrade
+from todo_api.db.database import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
+from todo_api.db.migrations import upgrade
+from todo_api.http.problems import is_database_unavailable
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed

@@ -7,8 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
-from todo_api.core.db import create_database
-from todo_api.core.dburl import parse_database_url
+from todo_api.db.database import create_database
+from todo_api.db.url import parse_database_url
 
 NEON_URL = (
     "postgresql://neondb_owner:pw@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"

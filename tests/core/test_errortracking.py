@@ -29,9 +29,9 @@ from tests.conftest import make_settings
 from tests.factories import assert_problem
 from todo_api import main
 from todo_api.api.deps import admit
-from todo_api.core import errortracking
-from todo_api.core.config import ConfigurationError, Settings, load_settings
-from todo_api.core.db import Database
+from todo_api.config import ConfigurationError, Settings, load_settings
+from todo_api.db.database import Database
+from todo_api.observability import errortracking
 
 DSN = "https://public-key@errors.example.invalid/42"
 TOKEN = hs256_token("alice")
@@ -193,7 +193,7 @@ class TestSettings:
 
 PROBE = f"""
 import sys
-from todo_api.core.config import Settings
+from todo_api.config import Settings
 from todo_api.main import create_app
 create_app(Settings(_env_file=None))
 print("sentry_sdk" in sys.modules)

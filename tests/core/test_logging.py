@@ -28,8 +28,8 @@ from tests.auth_support import (
 from tests.conftest import make_settings
 from tests.factories import assert_problem
 from tests.processes import launch
-from todo_api.core.db import Database
-from todo_api.core.logging import configure_logging
+from todo_api.db.database import Database
+from todo_api.observability.logging import configure_logging
 
 TOKEN = hs256_token("alice")
 BODY_SECRET = "s3cr3t-PASSWORD-xyz"

@@ -30,9 +30,9 @@ from tests.auth_support import (
 from tests.conftest import make_settings
 from tests.factories import assert_problem, create_task
 from tests.processes import launch
-from todo_api.core.config import ConfigurationError, load_settings
-from todo_api.core.db import Database
-from todo_api.core.metrics import MULTIPROCESS_ENV, prepare_multiprocess_metrics
+from todo_api.config import ConfigurationError, load_settings
+from todo_api.db.database import Database
+from todo_api.observability.metrics import MULTIPROCESS_ENV, prepare_multiprocess_metrics
 
 METRICS_TOKEN = "scrape-token-0123456789abcdef"
 TASK_ROUTE = "/api/{user_id}/tasks/{task_id}"

@@ -36,7 +36,7 @@ from tests.auth_support import (
     with_payload,
 )
 from tests.conftest import make_settings
-from todo_api.core.security import (
+from todo_api.auth.tokens import (
     IdentityProviderUnavailable,
     JWKSCache,
     TokenVerifier,

@@ -19,8 +19,8 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
-from todo_api.core.db import Database, create_database
-from todo_api.core.migrate import upgrade
+from todo_api.db.database import Database, create_database
+from todo_api.db.migrations import upgrade
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import listing
 

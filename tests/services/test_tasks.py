@@ -11,8 +11,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import stored_tasks
-from todo_api.core.db import Database
-from todo_api.core.errors import TaskNotFound
+from todo_api.db.database import Database
+from todo_api.http.problems import TaskNotFound
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate, TaskUpdate
 from todo_api.services.tasks import (

@@ -9,8 +9,8 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from todo_api.core.db import Database
-from todo_api.core.guard import Guard
+from todo_api.auth.guard import Guard
+from todo_api.db.database import Database
 from todo_api.models.task import USER_ID_MAX_LENGTH
 
 USER_ID_PATTERN = f"^[!-.0-~]{{1,{USER_ID_MAX_LENGTH}}}$"

@@ -1,4 +1,4 @@
-"""Alembic environment. Migrations run on a connection handed in by `todo_api.core.migrate`, or,
+"""Alembic environment. Migrations run on a connection handed in by `todo_api.db.migrations`, or,
 for the `alembic` command line, on an engine built from the service's own settings."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from todo_api.core.migrate import MIGRATION_LOCK_KEY, include_name
+from todo_api.db.migrations import MIGRATION_LOCK_KEY, include_name
 from todo_api.models import metadata
 
 config = context.config
@@ -34,8 +34,8 @@ def run_migrations(connection: Connection) -> None:
 
 
 async def _run_with_own_engine() -> None:
-    from todo_api.core.config import load_settings
-    from todo_api.core.db import create_database
+    from todo_api.config import load_settings
+    from todo_api.db.database import create_database
 
     database = create_database(load_settings())
     try:

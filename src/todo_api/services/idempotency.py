@@ -23,8 +23,8 @@ from sqlalchemy import BigInteger, bindparam, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.responses import Response
 
-from todo_api.core.db import Database, Executor, delete_in_batches
-from todo_api.core.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
+from todo_api.db.database import Database, Executor, delete_in_batches
+from todo_api.http.problems import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
 from todo_api.models.idempotency import KEY_MAX_LENGTH, IdempotencyKey
 from todo_api.models.types import UTCDateTime
 

@@ -35,7 +35,7 @@ from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean
 
-from todo_api.core.db import Database
+from todo_api.db.database import Database
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS
 from todo_api.models.types import SQLITE_FOLD, TagList, UTCDateTime, due_sort_key
 from todo_api.schemas.listing import TaskListQuery

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Delete, bindparam, delete, select
 
-from todo_api.core.db import PURGE_BATCH, Database, delete_in_batches
+from todo_api.db.database import PURGE_BATCH, Database, delete_in_batches
 from todo_api.models.types import UTCDateTime
 from todo_api.services.idempotency import purge_expired
 from todo_api.services.tasks import tasks

@@ -32,8 +32,8 @@ from sqlalchemy import (
     update,
 )
 
-from todo_api.core.db import Executor
-from todo_api.core.errors import PreconditionFailed, TaskNotFound
+from todo_api.db.database import Executor
+from todo_api.http.problems import PreconditionFailed, TaskNotFound
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
 from todo_api.models.types import UTCDateTime, change_instant
 from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key

@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from todo_api.api import responses
+from todo_api.api import documented
 from todo_api.api.deps import DatabaseDep
-from todo_api.core.errors import DatabaseUnavailable, is_database_unavailable
-from todo_api.core.responses import json_bytes
+from todo_api.http.problems import DatabaseUnavailable, is_database_unavailable
+from todo_api.http.responses import json_bytes
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +26,7 @@ class Health(BaseModel):
 @router.get(
     "/health",
     response_model=Health,
-    responses={500: responses.INTERNAL, 503: responses.UNAVAILABLE},
+    responses={500: documented.INTERNAL, 503: documented.UNAVAILABLE},
     summary="Readiness",
 )
 async def health(database: DatabaseDep) -> Response:
@@ -42,7 +42,7 @@ async def health(database: DatabaseDep) -> Response:
 
 
 @router.get(
-    "/health/live", response_model=Health, responses={500: responses.INTERNAL}, summary="Liveness"
+    "/health/live", response_model=Health, responses={500: documented.INTERNAL}, summary="Liveness"
 )
 async def live() -> Response:
     """200 while the process runs; touches nothing else."""

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Body, Query, Request, status
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from todo_api.api import responses
+from todo_api.api import documented
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
-from todo_api.core.config import Settings
-from todo_api.core.db import Database, Executor
-from todo_api.core.errors import InvalidParameter, SyncHorizonPassed
-from todo_api.core.etags import EntityTag, entity_tag, parse_entity_tags
-from todo_api.core.responses import JSONResponse, row_response, rows_response
+from todo_api.config import Settings
+from todo_api.db.database import Database, Executor
+from todo_api.http.etags import EntityTag, entity_tag, parse_entity_tags
+from todo_api.http.problems import InvalidParameter, SyncHorizonPassed
+from todo_api.http.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import (
     TaskCompletion,
@@ -60,15 +60,15 @@ _CREATED: dict[int | str, dict[str, Any]] = {
         "description": "The task was created.",
         "headers": {
             "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
-            "ETag": responses.ETAG_HEADER,
-            "Idempotent-Replayed": responses.REPLAYED_HEADER,
+            "ETag": documented.ETAG_HEADER,
+            "Idempotent-Replayed": documented.REPLAYED_HEADER,
         },
     }
 }
 
 
 _LISTED: dict[int | str, dict[str, Any]] = {
-    410: responses.SYNC_HORIZON_PASSED,
+    410: documented.SYNC_HORIZON_PASSED,
     200: {
         "description": "One page of the user's tasks (an unknown user has none); with "
         "`include_deleted`, deleted ones among them as tombstones.",
@@ -86,7 +86,7 @@ _LISTED: dict[int | str, dict[str, Any]] = {
 @router.get(
     "",
     response_model=list[TaskPublic | TaskTombstone],
-    responses={**responses.COMMON, **_LISTED},
+    responses={**documented.COMMON, **_LISTED},
     summary="List a user's tasks",
 )
 async def list_tasks(
@@ -149,7 +149,7 @@ def _next_page_url(request: Request, cursor: str) -> str:
 @router.delete(
     "",
     response_model=Cleared,
-    responses=responses.COMMON,
+    responses=documented.COMMON,
     summary="Clear completed tasks",
 )
 async def clear_completed(
@@ -164,7 +164,7 @@ async def clear_completed(
 @router.get(
     "/stats",
     response_model=TaskStats,
-    responses=responses.COMMON,
+    responses=documented.COMMON,
     summary="Summarize a user's tasks",
 )
 async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
@@ -177,8 +177,8 @@ async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TaskPublic,
-    responses={**responses.COMMON, **responses.BODY, **responses.IDEMPOTENT, **_CREATED},
-    openapi_extra={"parameters": [responses.IDEMPOTENCY_KEY]},
+    responses={**documented.COMMON, **documented.BODY, **documented.IDEMPOTENT, **_CREATED},
+    openapi_extra={"parameters": [documented.IDEMPOTENCY_KEY]},
     summary="Create a task",
 )
 async def create_task(
@@ -201,8 +201,8 @@ async def create_task(
 @router.get(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses={**responses.WITH_TASK, **responses.TAGGED, **responses.NOT_MODIFIED},
-    openapi_extra={"parameters": [responses.IF_NONE_MATCH]},
+    responses={**documented.WITH_TASK, **documented.TAGGED, **documented.NOT_MODIFIED},
+    openapi_extra={"parameters": [documented.IF_NONE_MATCH]},
     summary="Get a task",
 )
 async def get_task(
@@ -219,8 +219,8 @@ async def get_task(
 @router.put(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
-    openapi_extra={"parameters": [responses.IF_MATCH]},
+    responses={**documented.WITH_BODY, **documented.TAGGED, **documented.CONDITIONAL},
+    openapi_extra={"parameters": [documented.IF_MATCH]},
     summary="Update a task",
 )
 async def replace_task(
@@ -236,8 +236,8 @@ async def replace_task(
 @router.patch(
     "/{task_id:task}",
     response_model=TaskPublic,
-    responses={**responses.WITH_BODY, **responses.TAGGED, **responses.CONDITIONAL},
-    openapi_extra={"parameters": [responses.IF_MATCH]},
+    responses={**documented.WITH_BODY, **documented.TAGGED, **documented.CONDITIONAL},
+    openapi_extra={"parameters": [documented.IF_MATCH]},
     summary="Patch a task",
 )
 async def patch_task(
@@ -254,12 +254,12 @@ async def patch_task(
     "/{task_id:task}/complete",
     response_model=TaskPublic,
     responses={
-        **responses.WITH_BODY,
-        **responses.TAGGED_REPLAYABLE,
-        **responses.CONDITIONAL,
-        **responses.IDEMPOTENT,
+        **documented.WITH_BODY,
+        **documented.TAGGED_REPLAYABLE,
+        **documented.CONDITIONAL,
+        **documented.IDEMPOTENT,
     },
-    openapi_extra={"parameters": [responses.IF_MATCH, responses.IDEMPOTENCY_KEY]},
+    openapi_extra={"parameters": [documented.IF_MATCH, documented.IDEMPOTENCY_KEY]},
     summary="Toggle or set completion",
 )
 async def complete_task(
@@ -291,11 +291,11 @@ async def complete_task(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses={
-        **responses.WITH_TASK,
-        **responses.CONDITIONAL,
+        **documented.WITH_TASK,
+        **documented.CONDITIONAL,
         204: {"description": "The task was deleted."},
     },
-    openapi_extra={"parameters": [responses.IF_MATCH]},
+    openapi_extra={"parameters": [documented.IF_MATCH]},
     summary="Delete a task",
 )
 async def delete_task(

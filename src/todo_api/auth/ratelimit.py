@@ -17,7 +17,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
-from todo_api.core.errors import AppError
+from todo_api.http.problems import AppError
 
 logger = logging.getLogger(__name__)
 

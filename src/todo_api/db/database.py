@@ -17,16 +17,16 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from todo_api.core.config import Settings
-from todo_api.core.dburl import DatabaseTarget
-from todo_api.core.direct import DirectPostgres
-from todo_api.core.metrics import timed_query
+from todo_api.config import Settings
+from todo_api.db.postgres import DirectPostgres
+from todo_api.db.url import DatabaseTarget
 from todo_api.models.types import (
     SQLITE_FOLD,
     SQLITE_NEXT_TIMESTAMP,
     sqlite_fold,
     sqlite_next_timestamp,
 )
+from todo_api.observability.metrics import timed_query
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import jwt
 import orjson
 from jwt import PyJWK
 
-from todo_api.core.config import Settings
-from todo_api.core.errors import AppError, ServiceUnavailable
+from todo_api.config import Settings
+from todo_api.http.problems import AppError, ServiceUnavailable
 from todo_api.models.task import USER_ID_MAX_LENGTH
 
 logger = logging.getLogger(__name__)

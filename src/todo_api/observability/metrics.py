@@ -42,10 +42,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.responses import Response
 
-from todo_api.core.security import AuthFailure, Unauthorized
+from todo_api.auth.tokens import AuthFailure, Unauthorized
 
 if TYPE_CHECKING:
-    from todo_api.core.db import Database
+    from todo_api.db.database import Database
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from todo_api.core.etags import entity_tag
-from todo_api.core.requestctx import current_request_id
+from todo_api.http.etags import entity_tag
+from todo_api.observability.requestctx import current_request_id
 
 logger = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from todo_api.core.config import Settings
-from todo_api.core.errors import GUARD_RAN_KEY
-from todo_api.core.metrics import count_auth_failure, count_rate_limited
-from todo_api.core.ratelimit import RateLimited, RateLimiter, create_rate_limiter
-from todo_api.core.security import Forbidden, TokenVerifier, Unauthorized
+from todo_api.auth.ratelimit import RateLimited, RateLimiter, create_rate_limiter
+from todo_api.auth.tokens import Forbidden, TokenVerifier, Unauthorized
+from todo_api.config import Settings
+from todo_api.http.problems import GUARD_RAN_KEY
+from todo_api.observability.metrics import count_auth_failure, count_rate_limited
 
 RESPONSE_HEADERS_KEY = "response_headers"
 # The authenticated user of the request, for the access log.

@@ -15,16 +15,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.core.errors import (
+from todo_api.auth.guard import RESPONSE_HEADERS_KEY, USER_KEY
+from todo_api.http.problems import (
     BODY_TOO_LARGE_KEY,
     BodyTooLarge,
     body_too_large_response,
     problem_response,
     unexpected_error_response,
 )
-from todo_api.core.guard import RESPONSE_HEADERS_KEY, USER_KEY
-from todo_api.core.metrics import METRICS_PATH, Metrics
-from todo_api.core.requestctx import reset_request_id, set_request_id
+from todo_api.observability.metrics import METRICS_PATH, Metrics
+from todo_api.observability.requestctx import reset_request_id, set_request_id
 
 access_logger = logging.getLogger("todo_api.access")
 logger = logging.getLogger(__name__)

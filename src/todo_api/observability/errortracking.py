@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api import __version__
-from todo_api.core.config import Settings
-from todo_api.core.errors import AppError, is_database_unavailable
-from todo_api.core.guard import USER_KEY
-from todo_api.core.middleware import route_template
-from todo_api.core.requestctx import current_request_id
+from todo_api.auth.guard import USER_KEY
+from todo_api.config import Settings
+from todo_api.http.middleware import route_template
+from todo_api.http.problems import AppError, is_database_unavailable
+from todo_api.observability.requestctx import current_request_id
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from todo_api.core.config import Settings
-from todo_api.core.requestctx import current_request_id
+from todo_api.config import Settings
+from todo_api.observability.requestctx import current_request_id
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 

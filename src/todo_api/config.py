@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
-from todo_api.core.dburl import DatabaseTarget, parse_database_url
+from todo_api.db.url import DatabaseTarget, parse_database_url
 
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -1,0 +1,1 @@
+"""Access control: bearer tokens, JWKS, the guard and request budgets."""

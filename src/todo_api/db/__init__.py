@@ -1,0 +1,1 @@
+"""Persistence: database URLs, the connection pool and executor, migrations."""

@@ -1,0 +1,1 @@
+"""The HTTP protocol: problem+json errors, responses, entity tags, OpenAPI, middleware."""

@@ -1,0 +1,1 @@
+"""Logs, metrics, error tracking and the request context they share."""
