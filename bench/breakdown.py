@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from starlette.responses import Response
 
 from todo_api.config import Settings
-from todo_api.db.database import create_database
+from todo_api.db.connect import create_database
 from todo_api.main import create_app
 from todo_api.observability.logging import configure_logging
 from todo_api.services import tasks as service

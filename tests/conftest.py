@@ -20,7 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from todo_api.config import Settings
-from todo_api.db.database import Database, create_database
+from todo_api.db.connect import create_database
+from todo_api.db.database import Database
 from todo_api.db.migrations import upgrade
 from todo_api.main import create_app
 from todo_api.models import metadata
@@ -142,5 +143,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def conn(db: Database) -> AsyncIterator[AsyncConnection]:
-    async with db.connect() as s:
+    """A SQLAlchemy connection of its own to the test's database."""
+    async with db.engine.connect() as s:
         yield s

@@ -31,7 +31,7 @@ from tests.conftest import (
 )
 from tests.factories import assert_problem
 from tests.processes import serving
-from todo_api.db.database import create_database
+from todo_api.db.connect import create_database
 from todo_api.db.migrations import upgrade
 from todo_api.main import create_app
 

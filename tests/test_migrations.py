@@ -28,7 +28,8 @@ from tests.conftest import (
 from tests.factories import stored_tasks
 from tests.processes import run_cli
 from todo_api.cli import EXIT_DATABASE
-from todo_api.db.database import Database, create_database
+from todo_api.db.connect import create_database
+from todo_api.db.database import Database
 from todo_api.db.migrations import (
     current_revision,
     downgrade,

@@ -14,9 +14,11 @@ from typing import TypeVar
 
 from todo_api.auth.tokens import issue_token
 from todo_api.config import ConfigurationError, Settings, load_settings
-from todo_api.db.database import Database, create_database
+from todo_api.db.connect import create_database
+from todo_api.db.database import Database
+from todo_api.db.faults import is_database_unavailable
 from todo_api.db.migrations import upgrade
-from todo_api.http.problems import is_database_unavailable
+from todo_api.errors import DatabaseUnavailable
 from todo_api.observability.logging import configure_logging
 from todo_api.services.purge import Purged, purge
 
@@ -96,11 +98,14 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
     try:
         return asyncio.run(run())
     except Exception as exc:
-        if not is_database_unavailable(exc):
+        reason: BaseException = exc
+        if isinstance(exc, DatabaseUnavailable) and exc.__cause__ is not None:
+            reason = exc.__cause__  # what the driver said
+        elif not is_database_unavailable(exc):
             raise
         _say(
             f"todo-api: cannot reach the database at {settings.safe_database_url()} "
-            f"({type(exc).__name__})"
+            f"({type(reason).__name__})"
         )
         raise _Unreachable from None
 

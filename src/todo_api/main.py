@@ -15,10 +15,12 @@ from fastapi.routing import APIRoute
 from todo_api import __version__
 from todo_api.api import documented
 from todo_api.api.deps import admit
-from todo_api.api.routes import health, tasks
+from todo_api.api.routes import health, metrics, tasks
 from todo_api.auth.guard import Guard
 from todo_api.config import Settings, load_settings
-from todo_api.db.database import create_database
+from todo_api.db.connect import create_database
+from todo_api.db.database import Database
+from todo_api.db.faults import is_database_unavailable
 from todo_api.http.middleware import (
     BodyLimitMiddleware,
     ProblemCORSMiddleware,
@@ -28,14 +30,13 @@ from todo_api.http.middleware import (
 from todo_api.http.openapi import build_openapi
 from todo_api.http.problems import install_error_handlers
 from todo_api.http.responses import JSONResponse
-from todo_api.observability import metrics
 from todo_api.observability.errortracking import (
     ErrorReportingMiddleware,
     flush_error_tracking,
     init_error_tracking,
 )
 from todo_api.observability.logging import configure_logging
-from todo_api.observability.metrics import enable_metrics, start_worker_metrics
+from todo_api.observability.metrics import PoolUsage, enable_metrics, start_worker_metrics
 from todo_api.services.idempotency import IdempotencyKeys
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "/metrics is served without a token: keep it off the public network, or set "
             "METRICS_TOKEN."
         )
-    worker_metrics = start_worker_metrics(app)
+    worker_metrics = start_worker_metrics(app.state.metrics, lambda: _pool_usage(app))
     try:
         yield
     finally:
@@ -79,6 +80,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:
             await app.state.database.dispose()
             app.state.database = None
+
+
+def _pool_usage(app: FastAPI) -> list[PoolUsage]:
+    database: Database | None = app.state.database
+    return database.pool_usage() if database is not None else []
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -120,8 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: request id and access log, then CORS, then the last-resort error handler.
     app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
     if error_tracking:
-        app.add_middleware(ErrorReportingMiddleware)
-    app.add_middleware(UnhandledErrorMiddleware)
+        app.add_middleware(ErrorReportingMiddleware, is_outage=is_database_unavailable)
+    app.add_middleware(UnhandledErrorMiddleware, is_outage=is_database_unavailable)
     app.add_middleware(
         ProblemCORSMiddleware,
         allow_origins=settings.cors_origins,

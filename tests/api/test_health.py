@@ -12,8 +12,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
 from tests.factories import assert_problem, task_payload
-from todo_api.db.database import create_database
-from todo_api.http.problems import DB_RETRY_AFTER_SECONDS, DatabaseUnavailable
+from todo_api.db.connect import create_database
+from todo_api.errors import DB_RETRY_AFTER_SECONDS, DatabaseUnavailable
 from todo_api.main import create_app
 
 # Generous: the point is "answers instead of hanging", not how fast (timings live in bench/).

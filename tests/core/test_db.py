@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, insert, text
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import NullPool
 
 from tests.auth_support import build_app, client_for, close_app
 from tests.conftest import (
@@ -23,9 +24,12 @@ from tests.conftest import (
     postgres_url,
 )
 from tests.factories import stored_tasks
-from todo_api.db.database import SQLITE_BUSY_TIMEOUT_MS, Database, create_database, uses_pgbouncer
+from todo_api.db.connect import create_database, uses_pgbouncer
+from todo_api.db.database import Database
+from todo_api.db.faults import is_database_unavailable
 from todo_api.db.migrations import upgrade
-from todo_api.http.problems import is_database_unavailable
+from todo_api.db.postgres import PostgresDatabase
+from todo_api.db.sqlite import SQLITE_BUSY_TIMEOUT_MS, SQLiteDatabase
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed
@@ -56,13 +60,6 @@ def postgres_database(**values: object) -> Database:
     url = postgres_url()
     assert url is not None
     return create_database(make_settings(database_url=url, **values))
-
-
-def isolation(conn: AsyncConnection) -> object:
-    """The isolation level SQLAlchemy runs this connection at ("AUTOCOMMIT" or the default)."""
-    sync = conn.sync_connection
-    assert sync is not None
-    return sync.get_execution_options().get("isolation_level")
 
 
 async def show(database: Database, setting: str) -> str:
@@ -340,33 +337,28 @@ class TestPostgresConnection:
 
         assert args["command_timeout"] == 3.5
 
-    async def test_requests_run_in_autocommit_mode_directly(self) -> None:
-        # What a request's connection wrote is committed without a COMMIT (and so without the
-        # BEGIN/COMMIT round trips).
+    async def test_a_statement_is_committed_when_it_returns(self) -> None:
+        # Run directly (autocommit: no BEGIN/COMMIT round trips), what it wrote is there for
+        # every other connection at once.
         name = f"todo_direct_{uuid.uuid4().hex[:8]}"
         database = create_database(make_settings(database_url=await create_postgres_database(name)))
         try:
             await upgrade(database.engine)
-            async with database.connect() as conn:
-                await conn.execute(
-                    insert(tasks_table).values(
-                        id=uuid.uuid4(),
-                        user_id="direct",
-                        title="No commit needed",
-                        completed=False,
-                        created_at=datetime.now(UTC),
-                        updated_at=datetime.now(UTC),
+            created = await create_task(database, user_id="direct", data=TaskCreate(title="Kept"))
+            async with database.engine.connect() as other:
+                titles = (
+                    await other.execute(
+                        text("SELECT title FROM tasks WHERE id = :id"), {"id": created["id"]}
                     )
-                )
-                await conn.close()  # no commit: a transaction would roll back here
-            stored = await stored_tasks(database, "direct")
+                ).scalars()
+                stored = list(titles)
         finally:
             await database.dispose()
             await drop_postgres_database(name)
 
-        assert [row["title"] for row in stored] == ["No commit needed"]
+        assert stored == ["Kept"]
 
-    async def test_behind_a_pooler_each_request_is_one_committed_transaction(self) -> None:
+    async def test_behind_a_pooler_each_operation_is_one_committed_transaction(self) -> None:
         # A transaction-pooling proxy keeps a prepare and its execute on one server connection
         # only inside a transaction; and what the operation wrote must be committed.
         name = f"todo_pooled_{uuid.uuid4().hex[:8]}"
@@ -374,9 +366,8 @@ class TestPostgresConnection:
         database = create_database(make_settings(database_url=url, db_pooler="pgbouncer"))
         try:
             await upgrade(database.engine)
-            async with database.connect() as conn:
-                assert conn.in_transaction() is True
-                assert isolation(conn) != "AUTOCOMMIT"
+            assert isinstance(database, PostgresDatabase)
+            assert database.options.transactional is True
             created = await create_task(database, user_id="pooled", data=TaskCreate(title="Kept"))
             toggled = await set_completed(
                 database, user_id="pooled", task_id=str(created["id"]), completed=None
@@ -407,27 +398,35 @@ class TestPostgresConnection:
         assert results == [1, 2, 3] * 3
 
 
-class TestExecutionPaths:
-    def test_postgresql_runs_requests_on_the_direct_asyncpg_path(self) -> None:
-        settings = make_settings(database_url="postgresql://u@127.0.0.1:5432/db", db_pooler="auto")
+class TestOnePool:
+    def test_postgresql_serves_everything_from_one_asyncpg_pool(self) -> None:
+        settings = make_settings(
+            database_url="postgresql://u@127.0.0.1:5432/db", db_pool_size=4, db_max_overflow=2
+        )
+        database = create_database(settings)
 
-        assert create_database(settings).direct is not None
+        assert isinstance(database, PostgresDatabase)
+        assert database.options.max_size == 6
+        assert database.options.transactional is False
+        # Migrations open a connection of their own when they run; nothing is kept.
+        assert isinstance(database.engine.sync_engine.pool, NullPool)
 
-    def test_behind_a_pooler_requests_stay_on_sqlalchemy_in_transactions(self) -> None:
+    def test_behind_a_pooler_each_operation_runs_in_a_transaction(self) -> None:
         settings = make_settings(
             database_url="postgresql://u@127.0.0.1:5432/db", db_pooler="pgbouncer"
         )
         database = create_database(settings)
 
-        assert database.direct is None
-        assert database.transactional_requests is True
+        assert isinstance(database, PostgresDatabase)
+        assert database.options.transactional is True
 
-    def test_sqlite_runs_requests_on_sqlalchemy(self, tmp_path: Path) -> None:
+    def test_sqlite_runs_on_sqlalchemys_pool(self, tmp_path: Path) -> None:
         database = create_database(
-            make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db")
+            make_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/t.db", db_pool_size=3)
         )
 
-        assert database.direct is None
+        assert isinstance(database, SQLiteDatabase)
+        assert database.pool_usage()[0].size == 3
 
 
 class TestDirectPathConnectArguments:
@@ -438,8 +437,7 @@ class TestDirectPathConnectArguments:
         url = f"{base}?prepared_statement_cache_size=50"
         database = create_database(make_settings(database_url=url))
         try:
-            assert database.direct is not None
-            rows = await database.direct.fetch(text("SELECT 1 AS one"), {})
+            rows = await database.fetch(text("SELECT 1 AS one"), {})
         finally:
             await database.dispose()
 

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
-from todo_api.db.database import create_database
+from todo_api.db.connect import create_database
 from todo_api.db.url import parse_database_url
 
 NEON_URL = (

@@ -36,13 +36,8 @@ from tests.auth_support import (
     with_payload,
 )
 from tests.conftest import make_settings
-from todo_api.auth.tokens import (
-    IdentityProviderUnavailable,
-    JWKSCache,
-    TokenVerifier,
-    Unauthorized,
-    issue_token,
-)
+from todo_api.auth.tokens import JWKSCache, TokenVerifier, issue_token
+from todo_api.errors import IdentityProviderUnavailable, Unauthorized
 
 RSA = rsa_key()
 EC = ec_key()

@@ -19,8 +19,10 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
-from todo_api.db.database import Database, create_database
+from todo_api.db.connect import create_database
+from todo_api.db.database import Database
 from todo_api.db.migrations import upgrade
+from todo_api.db.postgres import PostgresDatabase
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import listing
 
@@ -88,9 +90,9 @@ async def seeded(worker_tag: str) -> AsyncIterator[tuple[Database, str]]:
 
 async def explain(seeded: tuple[Database, str], query: TaskListQuery) -> dict[str, Any]:
     database, url = seeded
-    assert database.direct is not None
+    assert isinstance(database, PostgresDatabase)
     plan = listing.plan_list(user_id=HEAVY_USER, query=query)
-    sql, args = database.direct.prepare(plan.statement, plan.params)
+    sql, args = database.compiler.prepare(plan.statement, plan.params)
     conn = await asyncpg.connect(libpq_dsn(url))
     try:
         document = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)

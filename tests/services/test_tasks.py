@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import stored_tasks
 from todo_api.db.database import Database
-from todo_api.http.problems import TaskNotFound
+from todo_api.errors import TaskNotFound
 from todo_api.models.task import Task
 from todo_api.schemas.task import TaskCreate, TaskUpdate
 from todo_api.services.tasks import (
@@ -56,7 +56,7 @@ class TestCreateTask:
     async def test_is_committed_for_other_connections(self, db: Database) -> None:
         row = await new_task(db, completed=True)
 
-        async with db.connect() as other:
+        async with db.engine.connect() as other:
             stored = (
                 (await other.execute(select(*COLUMNS).where(tasks_table.c.id == row["id"])))
                 .mappings()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
+
+from pydantic import SecretStr
 from starlette.requests import Request
 
-from todo_api.auth.ratelimit import RateLimited, RateLimiter, create_rate_limiter
-from todo_api.auth.tokens import Forbidden, TokenVerifier, Unauthorized
+from todo_api.auth.ratelimit import RateLimiter, create_rate_limiter
+from todo_api.auth.tokens import TokenVerifier
 from todo_api.config import Settings
-from todo_api.http.problems import GUARD_RAN_KEY
+from todo_api.errors import Forbidden, RateLimited, Unauthorized
 from todo_api.observability.metrics import count_auth_failure, count_rate_limited
-
-RESPONSE_HEADERS_KEY = "response_headers"
-# The authenticated user of the request, for the access log.
-USER_KEY = "user_id"
+from todo_api.observability.requestctx import (
+    GUARD_RAN_KEY,
+    RESPONSE_HEADERS_KEY,
+    USER_KEY,
+    request_state,
+)
 
 
 class Guard:
@@ -44,12 +49,12 @@ class Guard:
             await self._spend(request, _client_key(request))
             return None
         try:
-            user_id = await self.verifier.verify(_bearer_token(request))
+            user_id = await self.verifier.verify(bearer_token(request))
         except Unauthorized as refusal:
             count_auth_failure(refusal.reason)
             await self._spend(request, _client_key(request))
             raise
-        request.scope.setdefault("state", {})[USER_KEY] = user_id
+        request_state(request.scope)[USER_KEY] = user_id
         await self._spend(request, f"user:{user_id}")
         if request.path_params.get("user_id") != user_id:
             count_auth_failure("user_mismatch")
@@ -66,10 +71,11 @@ class Guard:
         if not budget.allowed:
             count_rate_limited("user" if key.startswith("user:") else "address")
             raise RateLimited(headers)
-        request.scope.setdefault("state", {})[RESPONSE_HEADERS_KEY] = headers
+        request_state(request.scope)[RESPONSE_HEADERS_KEY] = headers
 
 
-def _bearer_token(request: Request) -> str:
+def bearer_token(request: Request) -> str:
+    """The token of the request's `Authorization: Bearer <token>` header; 401 without one."""
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthorized()
@@ -80,6 +86,15 @@ def _bearer_token(request: Request) -> str:
             "the Authorization header must be 'Bearer <token>'", reason="malformed_header"
         )
     return token
+
+
+def check_static_token(request: Request, expected: SecretStr | None) -> None:
+    """With `expected` set (METRICS_TOKEN), the request must carry it as its bearer token."""
+    if expected is None:
+        return
+    sent = bearer_token(request).encode()
+    if not hmac.compare_digest(sent, expected.get_secret_value().encode()):
+        raise Unauthorized("not the metrics token")
 
 
 def _client_key(request: Request) -> str:

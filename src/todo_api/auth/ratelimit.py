@@ -17,23 +17,10 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
-from todo_api.http.problems import AppError
-
 logger = logging.getLogger(__name__)
 
 POLICY = "default"
 KEY_PREFIX = "todo-api"
-
-
-class RateLimited(AppError):
-    status = 429
-    type = "/problems/rate-limited"
-    title = "Too Many Requests"
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        super().__init__(
-            "The request budget is spent; retry after the time given.", headers=headers
-        )
 
 
 @dataclass(frozen=True)

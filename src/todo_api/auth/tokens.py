@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeGuard
+from typing import Any, TypeGuard
 
 import httpx
 import jwt
@@ -22,12 +22,11 @@ import orjson
 from jwt import PyJWK
 
 from todo_api.config import Settings
-from todo_api.http.problems import AppError, ServiceUnavailable
+from todo_api.errors import IdentityProviderUnavailable, Unauthorized
 from todo_api.models.task import USER_ID_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
-REALM = "todo-api"
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 EC_ALGORITHMS_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
@@ -36,55 +35,6 @@ VERIFIED_CACHE_SIZE = 10_000
 # With no keys at all, a failed fetch is retried after at most this long.
 NO_KEYS_RETRY_S = 5.0
 MAX_JWKS_BYTES = 1024 * 1024
-# Why a request was refused, as the metrics count it: a fixed word, never anything from the token.
-AuthFailure = Literal[
-    "missing",
-    "malformed_header",
-    "malformed",
-    "expired",
-    "not_yet_valid",
-    "wrong_audience",
-    "wrong_issuer",
-    "missing_claim",
-    "bad_signature",
-    "invalid_user_id",
-    "algorithm_not_accepted",
-    "unknown_key",
-    "user_mismatch",
-]
-
-
-class Unauthorized(AppError):
-    """No usable credentials: 401 with a `WWW-Authenticate` challenge."""
-
-    status = 401
-    type = "/problems/unauthorized"
-    title = "Unauthorized"
-
-    def __init__(self, description: str | None = None, *, reason: AuthFailure = "missing") -> None:
-        self.reason = reason
-        challenge = f'Bearer realm="{REALM}"'
-        if description is not None:
-            challenge += f', error="invalid_token", error_description="{description}"'
-        detail = f"The bearer token is not valid: {description}." if description else None
-        super().__init__(
-            detail or "This endpoint needs an `Authorization: Bearer <token>` header.",
-            headers={"WWW-Authenticate": challenge},
-        )
-
-
-class Forbidden(AppError):
-    status = 403
-    type = "/problems/forbidden"
-    title = "Forbidden"
-
-    def __init__(self) -> None:
-        super().__init__("The token does not grant access to this user's tasks.")
-
-
-class IdentityProviderUnavailable(ServiceUnavailable):
-    def __init__(self) -> None:
-        super().__init__("The identity provider's keys cannot be fetched; retry shortly.")
 
 
 def is_valid_user_id(value: object) -> TypeGuard[str]:

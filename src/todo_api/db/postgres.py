@@ -1,16 +1,21 @@
-"""The PostgreSQL hot path: SQLAlchemy Core statements, compiled once for asyncpg, run on an
-asyncpg pool of their own.
+"""PostgreSQL: SQLAlchemy Core statements, compiled once for asyncpg, run on one asyncpg pool.
 
-SQLAlchemy still builds every statement, defines the types and runs the migrations; what this
-skips per request is its async pool and execution layer (greenlet hand-offs, cursor adaption,
-result wrapping), which measured at about 270 µs of a 780 µs request.
+That pool serves everything the process does (requests, Idempotency-Key transactions, `/health`,
+purges), so a worker never holds more than DB_POOL_SIZE + DB_MAX_OVERFLOW connections.
+SQLAlchemy builds and compiles the statements and runs the migrations (on a connection of their
+own, opened for them and closed after); what is skipped per request is its async pool and
+execution layer (greenlet hand-offs, cursor adaption, result wrapping), which measured at about
+270 µs of a 780 µs request.
+
+Behind a transaction-pooling proxy (PgBouncer, Neon's pooled endpoints) each operation runs in
+a transaction of its own: only within one does the proxy keep a statement's prepare and its
+execution on the same server connection. asyncpg's statement cache is then off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,18 +23,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.sql import ClauseElement, Select
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from todo_api.db.database import Database, Executor, Row, Statement
+from todo_api.db.faults import CONNECTION_LOST
+from todo_api.observability.metrics import PoolUsage
+
 COMPILED_CACHE_SIZE = 2048
-# The connection itself failed (not the statement): the server or the network went away.
-CONNECTION_LOST = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.AdminShutdownError,
-    ConnectionError,
-)
-logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How the asyncpg pool is sized and kept (from the DB_* settings)."""
+
+    max_size: int
+    acquire_timeout: float
+    # Seconds an idle connection is kept before it is closed (0: forever).
+    max_idle: float
+    # Behind a transaction-pooling proxy: each operation in a transaction of its own.
+    transactional: bool
 
 
 @dataclass(frozen=True)
@@ -48,103 +63,18 @@ class _Compiled:
         return values
 
 
-class DirectPostgres:
-    def __init__(
-        self,
-        *,
-        dialect: Dialect,
-        url: str,
-        connect_args: Mapping[str, Any],
-        max_size: int,
-        acquire_timeout: float,
-        recycle: float,
-    ) -> None:
+class StatementCompiler:
+    """SQLAlchemy statements as asyncpg runs them: SQL text with `$1`, `$2`, ... and a function
+    turning named parameters into positional arguments, each through its type's bind
+    processing. Compiled once per statement object."""
+
+    def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        _, kwargs = dialect.create_connect_args(make_url(url))
-        kwargs.pop("prepared_statement_cache_size", None)  # SQLAlchemy's own, not asyncpg's
-        self._connect_kwargs = {**kwargs, **connect_args}
-        self._max_size = max_size
-        self._acquire_timeout = acquire_timeout
-        self._recycle = recycle
-        self._pool: asyncpg.Pool | None = None
-        self._starting = asyncio.Lock()
         self._compiled: OrderedDict[int, tuple[ClauseElement, _Compiled]] = OrderedDict()
 
     def prepare(self, stmt: ClauseElement, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        """The statement as asyncpg runs it: its SQL (`$1`, `$2`, ...) and positional arguments."""
         compiled = self._compile(stmt)
         return compiled.sql, compiled.arguments(params)
-
-    async def fetch(
-        self, stmt: ClauseElement, params: Mapping[str, Any]
-    ) -> Sequence[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._run("fetch", stmt, params)
-        return rows
-
-    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
-        """Run a statement that returns no rows; the number of rows it touched."""
-        status: str = await self._run("execute", stmt, params)
-        # The command tag, e.g. "DELETE 3".
-        return int(status.rsplit(" ", 1)[-1])
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[DirectTransaction]:
-        """One connection in a transaction, committed when the block ends and rolled back when
-        it raises. Nothing in it is retried: the caller decides what a lost connection means."""
-        pool = self._pool or await self._start()
-        async with asyncio.timeout(self._acquire_timeout):
-            conn = await pool.acquire()
-        try:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                yield DirectTransaction(self, conn)
-            except BaseException:
-                # On a connection that died (the pool has let go of it), the server has rolled
-                # back already: the error that says so (connection lost: 503) is the one to
-                # raise, not the rollback's "connection closed" or "released".
-                with contextlib.suppress(*CONNECTION_LOST, asyncpg.InterfaceError):
-                    await transaction.rollback()
-                raise
-            await transaction.commit()
-        finally:
-            await pool.release(conn)
-
-    async def _run(self, method: str, stmt: ClauseElement, params: Mapping[str, Any]) -> Any:
-        compiled = self._compile(stmt)
-        arguments = compiled.arguments(params)
-        try:
-            return await self._once(method, compiled.sql, arguments)
-        except CONNECTION_LOST:
-            # A read whose connection died under it is repeated once on a fresh connection; a
-            # write never is (it may have committed before the connection died).
-            if not isinstance(stmt, Select):
-                raise
-            logger.warning("connection lost during a read; retrying on a fresh connection")
-        return await self._once(method, compiled.sql, arguments)
-
-    async def _once(self, method: str, sql: str, arguments: list[Any]) -> Any:
-        pool = self._pool or await self._start()
-        # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
-        # in a task of its own (`wait_for`), which costs more than the wait it guards.
-        async with asyncio.timeout(self._acquire_timeout):
-            conn = await pool.acquire()
-        try:
-            return await getattr(conn, method)(sql, *arguments)
-        finally:
-            await pool.release(conn)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-    def pool_usage(self) -> tuple[int, int, int]:
-        """For metrics: the most connections the pool opens, how many are open, how many of those
-        are idle (none open before the first statement starts the pool)."""
-        if self._pool is None:
-            return self._max_size, 0, 0
-        return self._max_size, self._pool.get_size(), self._pool.get_idle_size()
 
     def _compile(self, stmt: ClauseElement) -> _Compiled:
         # Statements are built once (module constants, or cached per shape), so their identity is
@@ -160,7 +90,9 @@ class DirectPostgres:
         names = tuple(compiled.positiontup or ())
         processors = {}
         for name in names:
-            processor = compiled.binds[name].type._cached_bind_processor(self._dialect)
+            # The type as this dialect implements it (public API), and its bind processing.
+            bind_type = compiled.binds[name].type.dialect_impl(self._dialect)
+            processor = bind_type.bind_processor(self._dialect)
             if processor is not None:
                 processors[name] = processor
         result = _Compiled(
@@ -171,37 +103,121 @@ class DirectPostgres:
             self._compiled.popitem(last=False)
         return result
 
+
+class PostgresDatabase(Database):
+    backend = "postgresql"
+
+    def __init__(
+        self, *, engine: AsyncEngine, connect_kwargs: Mapping[str, Any], options: PoolOptions
+    ) -> None:
+        super().__init__(engine)
+        self.compiler = StatementCompiler(engine.dialect)
+        self._connect_kwargs = dict(connect_kwargs)
+        self.options = options
+        self._pool: asyncpg.Pool | None = None
+        self._starting = asyncio.Lock()
+
+    async def _fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Row]:
+        sql, arguments = self.compiler.prepare(stmt, params)
+        async with self._operation() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *arguments)
+            return rows
+
+    async def _execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
+        sql, arguments = self.compiler.prepare(stmt, params)
+        async with self._operation() as conn:
+            return _row_count(await conn.execute(sql, *arguments))
+
+    @asynccontextmanager
+    async def _operation(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one statement: in autocommit mode, or behind a pooler inside
+        a transaction committed on exit."""
+        async with self._acquired() as conn:
+            if not self.options.transactional:
+                yield conn
+                return
+            async with conn.transaction():
+                yield conn
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Executor]:
+        async with self._acquired() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield _Transaction(self.compiler, conn)
+            except BaseException:
+                # On a connection that died (the pool has let go of it), the server has rolled
+                # back already: the error that says so (connection lost: 503) is the one to
+                # raise, not the rollback's "connection closed" or "released".
+                with contextlib.suppress(*CONNECTION_LOST, asyncpg.InterfaceError):
+                    await transaction.rollback()
+                raise
+            await transaction.commit()
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
+        pool = self._pool or await self._start()
+        # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
+        # in a task of its own (`wait_for`), which costs more than the wait it guards.
+        async with asyncio.timeout(self.options.acquire_timeout):
+            conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    def _connection_lost(self, exc: Exception) -> bool:
+        return isinstance(exc, CONNECTION_LOST)
+
     async def _start(self) -> asyncpg.Pool:
         async with self._starting:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     min_size=0,
-                    max_size=self._max_size,
-                    max_inactive_connection_lifetime=self._recycle,
+                    max_size=self.options.max_size,
+                    max_inactive_connection_lifetime=self.options.max_idle,
                     reset=_keep_session,
                     **self._connect_kwargs,
                 )
         return self._pool
 
+    def pool_usage(self) -> list[PoolUsage]:
+        """The most connections the pool opens, how many are open and in use, how many idle
+        (none open before the first statement starts the pool)."""
+        most = self.options.max_size
+        if self._pool is None:
+            return [PoolUsage(self.backend, most, 0, 0, 0)]
+        opened, idle = self._pool.get_size(), self._pool.get_idle_size()
+        return [PoolUsage(self.backend, most, opened - idle, idle, 0)]
 
-class DirectTransaction:
-    """Statements run on the one connection of a `DirectPostgres.transaction()`."""
+    async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        await self.engine.dispose()
 
-    def __init__(self, owner: DirectPostgres, conn: asyncpg.Connection) -> None:
-        self._owner = owner
+
+class _Transaction:
+    """Statements run on the one connection of a `PostgresDatabase.transaction()`."""
+
+    def __init__(self, compiler: StatementCompiler, conn: asyncpg.Connection) -> None:
+        self._compiler = compiler
         self._conn = conn
 
-    async def fetch(
-        self, stmt: ClauseElement, params: Mapping[str, Any]
-    ) -> Sequence[asyncpg.Record]:
-        sql, arguments = self._owner.prepare(stmt, params)
+    async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Row]:
+        sql, arguments = self._compiler.prepare(stmt, params)
         rows: list[asyncpg.Record] = await self._conn.fetch(sql, *arguments)
         return rows
 
-    async def execute(self, stmt: ClauseElement, params: Mapping[str, Any]) -> int:
-        sql, arguments = self._owner.prepare(stmt, params)
-        status: str = await self._conn.execute(sql, *arguments)
-        return int(status.rsplit(" ", 1)[-1])
+    async def execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
+        sql, arguments = self._compiler.prepare(stmt, params)
+        return _row_count(await self._conn.execute(sql, *arguments))
+
+
+def _row_count(status: str) -> int:
+    # The command tag, e.g. "DELETE 3".
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from todo_api.errors import entity_tag
+
+__all__ = ["ANY", "EntityTag", "entity_tag", "parse_entity_tags"]
+
 # One entity tag of a list: optionally weak (`W/`), then a quoted string without quotes, then a
 # comma or the end (commas may also stand alone: empty list elements are allowed). A bare token
 # (`3`, a common client slip) is read as the quoted tag it was meant to be.
@@ -14,10 +18,6 @@ _ENTITY_TAG = re.compile(
 ANY = "*"
 # Versions are a 32-bit column.
 MAX_VERSION = 2**31 - 1
-
-
-def entity_tag(version: int) -> str:
-    return f'"{version}"'
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,28 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from todo_api.auth.guard import RESPONSE_HEADERS_KEY, USER_KEY
+from todo_api.errors import BodyTooLarge
 from todo_api.http.problems import (
     BODY_TOO_LARGE_KEY,
-    BodyTooLarge,
     body_too_large_response,
     problem_response,
     unexpected_error_response,
 )
 from todo_api.observability.metrics import METRICS_PATH, Metrics
-from todo_api.observability.requestctx import reset_request_id, set_request_id
+from todo_api.observability.requestctx import (
+    RESPONSE_HEADERS_KEY,
+    authenticated_user,
+    reset_request_id,
+    route_template,
+    set_request_id,
+)
 
 access_logger = logging.getLogger("todo_api.access")
 logger = logging.getLogger(__name__)
@@ -100,7 +106,7 @@ class RequestContextMiddleware:
                     "duration_ms": round(duration_ms, 2),
                     "client": _client(scope),
                     # Set once a token is verified (even if the request is then refused).
-                    "user_id": scope.get("state", {}).get(USER_KEY),
+                    "user_id": authenticated_user(scope),
                 },
             )
             reset_request_id(token)
@@ -112,8 +118,10 @@ class UnhandledErrorMiddleware:
     It sits inside the CORS middleware, so a browser can read these errors too.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, is_outage: Callable[[BaseException], bool]) -> None:
         self.app = app
+        # Whether an exception means the database cannot serve (503), not a bug (500).
+        self.is_outage = is_outage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,7 +141,8 @@ class UnhandledErrorMiddleware:
             if started:
                 logger.error("error after the response started", exc_info=exc)
                 return
-            response = unexpected_error_response(scope["path"], exc)
+            outage = self.is_outage(exc)
+            response = unexpected_error_response(scope["path"], exc, outage=outage)
             await response(scope, receive, send)
 
 
@@ -168,7 +177,7 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_size:
                     scope[BODY_TOO_LARGE_KEY] = self.max_body_size
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(self.max_body_size)
             return message
 
         await self.app(scope, counting_receive, send)
@@ -211,14 +220,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _printable(text: str) -> str:
     """A raw path as a log may show it: control characters escaped, so no line can be forged."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def route_template(scope: Scope) -> str | None:
-    """The template of the route that served the request (`/api/{user_id}/tasks`); None when
-    none did: an unknown path, or a request answered before routing (a CORS preflight, a body
-    declared too large). Parameters are named without their converter (`{task_id}`)."""
-    path = getattr(scope.get("route"), "path_format", None)
-    return path if isinstance(path, str) else None
 
 
 def _incoming_request_id(scope: Scope) -> str:

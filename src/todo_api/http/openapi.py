@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from todo_api.http.problems import GUARDED_PREFIX
+from todo_api.observability.requestctx import GUARDED_PREFIX
 from todo_api.schemas.problem import Problem
 
 _REF_TEMPLATE = "#/components/schemas/{model}"

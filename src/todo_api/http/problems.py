@@ -1,4 +1,5 @@
-"""Domain errors and the one place that renders every error as RFC 9457 problem+json."""
+"""The one place that renders every error as RFC 9457 problem+json: the service's own
+(`todo_api.errors`), the framework's (validation, routing) and unexpected ones."""
 
 from __future__ import annotations
 
@@ -7,142 +8,26 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
-import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from todo_api.http.etags import entity_tag
-from todo_api.observability.requestctx import current_request_id
+from todo_api.errors import (
+    AppError,
+    BodyTooLarge,
+    DatabaseUnavailable,
+    InternalError,
+    InvalidParameter,
+    UnsupportedMediaType,
+)
+from todo_api.observability.requestctx import GUARD_RAN_KEY, GUARDED_PREFIX, current_request_id
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-# Set by the guard once it has looked at a request; requests under the prefix are guarded.
-GUARD_RAN_KEY = "todo_api.guarded"
-GUARDED_PREFIX = "/api/"
-DB_RETRY_AFTER_SECONDS = 5
-
-
-class AppError(Exception):
-    """Base of every error the service raises on purpose."""
-
-    status: int = 500
-    type: str = "/problems/internal-server-error"
-    title: str = "Internal Server Error"
-
-    def __init__(
-        self, detail: str | None = None, *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail
-        self.headers = dict(headers or {})
-        self.errors: list[dict[str, str]] | None = None
-
-
-class InvalidParameter(AppError):
-    """A request value the service itself found invalid: the same 400 as a validation failure."""
-
-    status = 400
-    type = "/problems/validation-error"
-    title = "Invalid request"
-
-    def __init__(self, field: str, message: str, *, type_: str) -> None:
-        super().__init__("1 field is invalid")
-        self.errors = [{"field": field, "message": message, "type": type_}]
-
-
-class NotFound(AppError):
-    status = 404
-    type = "/problems/not-found"
-    title = "Not Found"
-
-
-class TaskNotFound(NotFound):
-    def __init__(self) -> None:
-        # Always the same text: nothing may reveal whether the id exists for another user.
-        super().__init__("No task with this id exists for this user.")
-
-
-class PreconditionFailed(AppError):
-    """A conditional write (`If-Match`) found the task at another version; nothing was written."""
-
-    status = 412
-    type = "/problems/precondition-failed"
-    title = "Precondition Failed"
-
-    def __init__(self, current_version: int) -> None:
-        etag = entity_tag(current_version)
-        super().__init__(
-            f"The task has changed since that version was read; it is now at ETag {etag}. "
-            "Read it again, then retry with the new ETag.",
-            headers={"ETag": etag},
-        )
-        self.current_version = current_version
-
-
-class IdempotencyKeyInUse(AppError):
-    """The first request with this Idempotency-Key is still being processed."""
-
-    status = 409
-    type = "/problems/idempotency-key-in-use"
-    title = "Conflict"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "A request with this Idempotency-Key is still being processed; retry shortly to "
-            "get its response.",
-            headers={"Retry-After": "1"},
-        )
-
-
-class IdempotencyKeyReused(AppError):
-    """This Idempotency-Key was already used for a different request."""
-
-    status = 422
-    type = "/problems/idempotency-key-reused"
-    title = "Unprocessable Content"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "This Idempotency-Key was already used for a different request (another method, "
-            "path or body); use a new key for a new request."
-        )
-
-
-class SyncHorizonPassed(AppError):
-    """A sync from before the tombstone retention: deletions since then may be forgotten."""
-
-    status = 410
-    type = "/problems/sync-horizon-passed"
-    title = "Gone"
-
-    def __init__(self, retention_days: float) -> None:
-        super().__init__(
-            f"Deleted tasks are remembered for {retention_days:g} days; a sync from further "
-            "back could miss deletions. Start over: list with include_deleted=true and no "
-            "updated_since (oldest change first), follow every page, then sync from the last "
-            "updated_at."
-        )
-
-
-class ServiceUnavailable(AppError):
-    status = 503
-    type = "/problems/service-unavailable"
-    title = "Service Unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
-
-
-class BodyTooLarge(AppError):
-    status = 413
-    type = "/problems/content-too-large"
-    title = "Content Too Large"
 
 
 # Set in the scope when a streamed body passes the limit: the framework reports the interrupted
@@ -151,12 +36,7 @@ BODY_TOO_LARGE_KEY = "todo_api.body_too_large"
 
 
 def body_too_large_response(path: str, limit: int) -> Response:
-    return app_error_response(path, BodyTooLarge(f"The request body is larger than {limit} bytes."))
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    def __init__(self) -> None:
-        super().__init__("The database is unreachable or busy; retry shortly.")
+    return app_error_response(path, BodyTooLarge(limit))
 
 
 def problem_response(
@@ -206,52 +86,6 @@ def app_error_response(path: str, exc: AppError) -> Response:
     )
 
 
-_DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    sa_exc.TimeoutError,  # pool exhausted for DB_POOL_TIMEOUT
-    sa_exc.OperationalError,  # SQLite cannot open/lock, or a connection-level failure
-    sa_exc.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.QueryCanceledError,  # statement timeout
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def _unavailable_sqlstate(sqlstate: object) -> bool:
-    """Connection failures (class 08), refused logins (class 28), a missing database (3D000),
-    too many connections, shutdown, and cancelled queries."""
-    if not isinstance(sqlstate, str):
-        return False
-    return sqlstate.startswith(("08", "28")) or sqlstate in {
-        "3D000",
-        "53300",
-        "57014",
-        "57P01",
-        "57P02",
-        "57P03",
-    }
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` means the database cannot serve us right now (as opposed to a bug)."""
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        # SQLAlchemy wraps the driver's exception; asyncpg's own sits behind the wrapper.
-        for driver_error in (exc.orig, getattr(exc.orig, "__cause__", None)):
-            if isinstance(driver_error, _DATABASE_UNAVAILABLE):
-                return True
-            if _unavailable_sqlstate(getattr(driver_error, "sqlstate", None)):
-                return True
-    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError | PermissionError):
-        return True
-    if _unavailable_sqlstate(getattr(exc, "sqlstate", None)):
-        return True  # a driver error raised directly (the PostgreSQL fast path)
-    return isinstance(exc, _DATABASE_UNAVAILABLE)
-
-
 def _field_name(error: Mapping[str, Any]) -> str:
     if error["type"] == "json_invalid":
         return "body"
@@ -298,14 +132,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     raw = list(cast(RequestValidationError, exc).errors())
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
     if body_errors and _has_body(request) and not _is_json_request(request):
-        return problem_response(
-            request.scope["path"],
-            status=415,
-            type_="/problems/unsupported-media-type",
-            title="Unsupported media type",
-            detail="The request body must be application/json.",
-            headers={"Accept": "application/json"},
-        )
+        return render_app_error(request, UnsupportedMediaType())
     errors = [
         {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])} for e in raw
     ]
@@ -313,8 +140,8 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     return problem_response(
         request.scope["path"],
         status=400,
-        type_="/problems/validation-error",
-        title="Invalid request",
+        type_=InvalidParameter.type,
+        title=InvalidParameter.title,
         detail=f"{count} field is invalid" if count == 1 else f"{count} fields are invalid",
         errors=errors,
     )
@@ -324,8 +151,8 @@ def _invalid_body(request: Request, message: str) -> Response:
     return problem_response(
         request.scope["path"],
         status=400,
-        type_="/problems/validation-error",
-        title="Invalid request",
+        type_=InvalidParameter.type,
+        title=InvalidParameter.title,
         detail="1 field is invalid",
         errors=[{"field": "body", "message": message, "type": "json_invalid"}],
     )
@@ -376,21 +203,16 @@ async def handle_app_error(request: Request, exc: Exception) -> Response:
     return render_app_error(request, cast(AppError, exc))
 
 
-def unexpected_error_response(path: str, exc: BaseException) -> Response:
-    """The response for an exception no handler claimed: 503 for database faults, else 500."""
+def unexpected_error_response(path: str, exc: BaseException, *, outage: bool) -> Response:
+    """The response for an exception no handler claimed: its own problem for one of ours, 503
+    for an `outage` (a database fault that reached this far), else a 500 that says only that."""
     if isinstance(exc, AppError):
         return app_error_response(path, exc)
-    if is_database_unavailable(exc):
+    if outage:
         logger.warning("database unavailable: %s", type(exc).__name__)
         return app_error_response(path, DatabaseUnavailable())
     logger.error("unhandled error", exc_info=exc)
-    return problem_response(
-        path,
-        status=500,
-        type_=AppError.type,
-        title=AppError.title,
-        detail="An unexpected error occurred; it has been logged with this request id.",
-    )
+    return app_error_response(path, InternalError())
 
 
 def install_error_handlers(app: FastAPI) -> None:

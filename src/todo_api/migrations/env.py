@@ -35,7 +35,7 @@ def run_migrations(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     from todo_api.config import load_settings
-    from todo_api.db.database import create_database
+    from todo_api.db.connect import create_database
 
     database = create_database(load_settings())
     try:

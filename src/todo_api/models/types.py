@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, String
@@ -13,6 +13,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from todo_api.db import sqlite
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -41,19 +43,6 @@ class UTCDateTime(TypeDecorator[datetime]):
             return naive.replace(tzinfo=UTC)
         aware: datetime = value.astimezone(UTC)
         return aware
-
-
-SQLITE_NEXT_TIMESTAMP = "todo_next_timestamp"
-
-
-def sqlite_next_timestamp(previous: str | None, now: str) -> str:
-    """`now`, or one microsecond after `previous` if that is not earlier: `change_instant` on
-    SQLite, registered on each connection. Timestamps are stored as
-    UTC text in SQLAlchemy's format, which sorts like the instants it names."""
-    moment = datetime.fromisoformat(now)
-    if previous:
-        moment = max(moment, datetime.fromisoformat(previous) + timedelta(microseconds=1))
-    return moment.isoformat(sep=" ", timespec="microseconds")
 
 
 class change_instant(FunctionElement[datetime]):
@@ -92,7 +81,7 @@ def _change_instant_postgresql(element: change_instant, compiler: SQLCompiler, *
 @compiles(change_instant, "sqlite")
 def _change_instant_sqlite(element: change_instant, compiler: SQLCompiler, **kw: Any) -> str:
     latest, _owner, now = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"{SQLITE_NEXT_TIMESTAMP}({latest}, {now})"
+    return f"{sqlite.NEXT_TIMESTAMP}({latest}, {now})"
 
 
 TAG_MAX_LENGTH = 50
@@ -154,11 +143,3 @@ def _due_sort_key(element: due_sort_key, compiler: SQLCompiler, **kw: Any) -> st
     dialect = "sqlite" if compiler.dialect.name == "sqlite" else "postgresql"
     sentinel = _DUE_SENTINELS[(dialect, element.ascending)]
     return f"COALESCE({compiler.process(element.clauses, **kw)}, {sentinel})"
-
-
-SQLITE_FOLD = "todo_fold"
-
-
-def sqlite_fold(value: str | None) -> str | None:
-    """Case folding for SQLite, whose own `lower()` and `LIKE` only fold ASCII."""
-    return None if value is None else value.casefold()

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api import __version__
-from todo_api.auth.guard import USER_KEY
 from todo_api.config import Settings
-from todo_api.http.middleware import route_template
-from todo_api.http.problems import AppError, is_database_unavailable
-from todo_api.observability.requestctx import current_request_id
+from todo_api.errors import AppError
+from todo_api.observability.requestctx import authenticated_user, current_request_id, route_template
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event, Hint
@@ -99,8 +98,9 @@ class ErrorReportingMiddleware:
     """Reports an exception that will become a 500 to Sentry, tagged with the request id and the
     user id, then lets it on to `UnhandledErrorMiddleware` (which sits just outside this one)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, is_outage: Callable[[BaseException], bool]) -> None:
         self.app = app
+        self.is_outage = is_outage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -109,8 +109,8 @@ class ErrorReportingMiddleware:
         try:
             await self.app(scope, receive, send)
         except Exception as exc:
-            # The same split as `unexpected_error_response`: a refusal or an outage is no bug.
-            if not isinstance(exc, AppError) and not is_database_unavailable(exc):
+            # The same split as the error responses: a refusal or an outage is no bug.
+            if not isinstance(exc, AppError) and not self.is_outage(exc):
                 _report(exc, scope)
             raise
 
@@ -118,7 +118,7 @@ class ErrorReportingMiddleware:
 def _report(exc: Exception, scope: Scope) -> None:
     import sentry_sdk
 
-    user_id = scope.get("state", {}).get(USER_KEY)
+    user_id = authenticated_user(scope)
     with sentry_sdk.new_scope() as sentry_scope:
         sentry_scope.set_tag("request_id", current_request_id())
         if user_id is not None:

@@ -1,4 +1,4 @@
-"""Prometheus metrics: what the service counts, and `GET /metrics` to read them.
+"""Prometheus metrics: what the service counts (`GET /metrics` serves them).
 
 Metrics are collected per process, once an app is built with them on (METRICS_ENABLED). Under
 `todo-api serve --workers N` every worker writes its samples to memory-mapped files in
@@ -16,18 +16,16 @@ import asyncio
 import atexit
 import contextlib
 import functools
-import hmac
 import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar, get_args
+from typing import Literal, ParamSpec, TypeVar, get_args
 
-from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -36,16 +34,8 @@ from prometheus_client import (
     disable_created_metrics,
     multiprocess,
 )
-from prometheus_client.exposition import choose_encoder
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
-from starlette.responses import Response
 
-from todo_api.auth.tokens import AuthFailure, Unauthorized
-
-if TYPE_CHECKING:
-    from todo_api.db.database import Database
+from todo_api.errors import AuthFailure
 
 logger = logging.getLogger(__name__)
 
@@ -159,14 +149,12 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def sample_pools(self, database: Database | None) -> None:
-        """Set the pool gauges from `database` (this process's pools, as they are now)."""
+    def sample_pools(self, pools: Iterable[PoolUsage]) -> None:
+        """Set the pool gauges from `pools` (this process's, as they are now)."""
         if not self.multiprocess_dir:
             for gauge in self.pool_gauges.values():
                 gauge.clear()  # another app's pools (tests build several apps per process)
-        if database is None:
-            return
-        for usage in pool_usage(database):
+        for usage in pools:
             for field, gauge in self.pool_gauges.items():
                 gauge.labels(usage.pool).set(getattr(usage, field))
 
@@ -208,7 +196,7 @@ def count_rate_limited(subject: Literal["user", "address"]) -> None:
 def timed_query(
     operation: str,
 ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
-    """Time each call of a `Database` statement method into the query latency histogram (once
+    """Time each call of a database statement method into the query latency histogram (once
     metrics are on in this process; until then the call goes straight through)."""
 
     def decorate(run: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -228,73 +216,19 @@ def timed_query(
     return decorate
 
 
-def pool_usage(database: Database) -> list[PoolUsage]:
-    """The pools requests draw on: the direct asyncpg pool (PostgreSQL), the autocommit pool,
-    and the transactional one when it is a pool of its own."""
-    pools = []
-    if database.direct is not None:
-        most, opened, idle = database.direct.pool_usage()
-        pools.append(PoolUsage("direct", most, opened - idle, idle, 0))
-    engines = [("autocommit", database.autocommit)]
-    if database.engine.sync_engine.pool is not database.autocommit.sync_engine.pool:
-        engines.append(("transactional", database.engine))
-    for name, engine in engines:
-        usage = _queue_pool_usage(name, engine)
-        if usage is not None:
-            pools.append(usage)
-    return pools
-
-
-def _queue_pool_usage(name: str, engine: AsyncEngine) -> PoolUsage | None:
-    pool = engine.sync_engine.pool
-    if not isinstance(pool, QueuePool):
-        return None  # an in-memory SQLite database's single connection
-    return PoolUsage(
-        name, pool.size(), pool.checkedout(), pool.checkedin(), max(pool.overflow(), 0)
-    )
-
-
-router = APIRouter()
-
-
-@router.get(METRICS_PATH, include_in_schema=False)
-async def read_metrics(request: Request) -> Response:
-    """The process's metrics, in Prometheus text format (or OpenMetrics, if asked for)."""
-    _check_token(request, request.app.state.settings.metrics_token)
-    metrics = enable_metrics()
-    metrics.sample_pools(request.app.state.database)
-    encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encode(metrics.exposition_registry()), media_type=content_type)
-
-
-def _check_token(request: Request, expected: SecretStr | None) -> None:
-    """With METRICS_TOKEN set, a scrape must send it as `Authorization: Bearer <token>`."""
-    if expected is None:
-        return
-    header = request.headers.get("authorization")
-    if header is None:
-        raise Unauthorized()
-    scheme, _, token = header.partition(" ")
-    sent = token.strip().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        sent, expected.get_secret_value().encode()
-    ):
-        raise Unauthorized("not the metrics token")
-
-
 class WorkerMetrics:
     """A worker's part in multiprocess mode: its pool gauges refreshed every few seconds (so a
     scrape another worker answers still sees them), and its live gauges dropped when it stops."""
 
-    def __init__(self, metrics: Metrics, app: FastAPI) -> None:
+    def __init__(self, metrics: Metrics, pools: Callable[[], Iterable[PoolUsage]]) -> None:
         self.metrics = metrics
-        self.app = app
+        self.pools = pools
         self._task = asyncio.create_task(self._sample())
 
     async def _sample(self) -> None:
         while True:
             try:
-                self.metrics.sample_pools(self.app.state.database)
+                self.metrics.sample_pools(self.pools())
             except Exception:
                 logger.exception("cannot read the database pools for metrics")
             await asyncio.sleep(POOL_SAMPLE_INTERVAL_S)
@@ -306,12 +240,13 @@ class WorkerMetrics:
         multiprocess.mark_process_dead(os.getpid(), self.metrics.multiprocess_dir)  # type: ignore[no-untyped-call]
 
 
-def start_worker_metrics(app: FastAPI) -> WorkerMetrics | None:
+def start_worker_metrics(
+    metrics: Metrics | None, pools: Callable[[], Iterable[PoolUsage]]
+) -> WorkerMetrics | None:
     """In multiprocess mode, with metrics on: start this worker's part (see WorkerMetrics)."""
-    metrics: Metrics | None = app.state.metrics
     if metrics is None or not metrics.multiprocess_dir:
         return None
-    return WorkerMetrics(metrics, app)
+    return WorkerMetrics(metrics, pools)
 
 
 def prepare_multiprocess_metrics(*, enabled: bool, workers: int) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from todo_api.http.problems import InvalidParameter
+from todo_api.errors import InvalidParameter
 from todo_api.models.task import PRIORITY_NAMES, TITLE_MAX_LENGTH
 from todo_api.schemas.task import EARLIEST, LATEST
 

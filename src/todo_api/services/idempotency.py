@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from starlette.responses import Response
 
 from todo_api.db.database import Database, Executor, delete_in_batches
-from todo_api.http.problems import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
+from todo_api.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
 from todo_api.models.idempotency import KEY_MAX_LENGTH, IdempotencyKey
 from todo_api.models.types import UTCDateTime
 

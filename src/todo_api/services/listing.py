@@ -36,8 +36,9 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Boolean
 
 from todo_api.db.database import Database
+from todo_api.db.sqlite import FOLD as SQLITE_FOLD
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS
-from todo_api.models.types import SQLITE_FOLD, TagList, UTCDateTime, due_sort_key
+from todo_api.models.types import TagList, UTCDateTime, due_sort_key
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.schemas.task import tag_key
 from todo_api.services import cursors

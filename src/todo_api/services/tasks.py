@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 
 from todo_api.db.database import Executor
-from todo_api.http.problems import PreconditionFailed, TaskNotFound
+from todo_api.errors import PreconditionFailed, TaskNotFound
 from todo_api.models.task import PRIORITY_NAMES, PRIORITY_RANKS, Task
 from todo_api.models.types import UTCDateTime, change_instant
 from todo_api.schemas.task import TaskCreate, TaskUpdate, tag_key

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from todo_api.api import documented
 from todo_api.api.deps import DatabaseDep
-from todo_api.http.problems import DatabaseUnavailable, is_database_unavailable
+from todo_api.errors import DatabaseUnavailable
 from todo_api.http.responses import json_bytes
 
 router = APIRouter(tags=["health"])
@@ -34,10 +34,8 @@ async def health(database: DatabaseDep) -> Response:
     try:
         async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
             await database.ping()
-    except Exception as exc:
-        if is_database_unavailable(exc):
-            raise DatabaseUnavailable() from exc
-        raise
+    except TimeoutError:
+        raise DatabaseUnavailable() from None
     return Response(json_bytes({"status": "ok", "database": "ok"}), media_type="application/json")
 
 

@@ -15,8 +15,8 @@ from todo_api.api import documented
 from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
 from todo_api.config import Settings
 from todo_api.db.database import Database, Executor
+from todo_api.errors import InvalidParameter, SyncHorizonPassed
 from todo_api.http.etags import EntityTag, entity_tag, parse_entity_tags
-from todo_api.http.problems import InvalidParameter, SyncHorizonPassed
 from todo_api.http.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import (
