@@ -401,7 +401,10 @@ class TestPostgresConnection:
 class TestOnePool:
     def test_postgresql_serves_everything_from_one_asyncpg_pool(self) -> None:
         settings = make_settings(
-            database_url="postgresql://u@127.0.0.1:5432/db", db_pool_size=4, db_max_overflow=2
+            database_url="postgresql://u@127.0.0.1:5432/db",
+            db_pool_size=4,
+            db_max_overflow=2,
+            db_pooler="none",
         )
         database = create_database(settings)
 
