@@ -1,3 +1,3 @@
-"""Todo API: a multi-user task service on FastAPI, SQLModel and async SQLAlchemy."""
+"""Todo API: a multi-user task service on FastAPI, SQLAlchemy Core and asyncpg."""
 
 __version__ = "0.1.0"

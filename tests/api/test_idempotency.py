@@ -17,14 +17,13 @@ from sqlalchemy import func, insert, select
 from tests.conftest import libpq_dsn, postgres_url
 from tests.factories import JSON, assert_problem, create_task, stored_tasks, task_payload
 from todo_api.db.database import Database, Executor
-from todo_api.models.idempotency import IdempotencyKey
+from todo_api.models.idempotency import idempotency_keys as keys_table
 from todo_api.schemas.task import TaskCreate
 from todo_api.services import idempotency
 from todo_api.services import tasks as service
 from todo_api.services.idempotency import IdempotencyKeys, purge_expired
 
 TASKS = "/api/alice/tasks"
-keys_table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 
 
 def keyed(key: str) -> dict[str, str]:

@@ -22,9 +22,9 @@ import pytest
 
 from tests.factories import JSON, assert_problem, create_task
 from todo_api.db.database import Database
+from todo_api.models.task import tasks
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.services import cursors, listing
-from todo_api.services.tasks import tasks
 
 URL = "/api/alice/tasks"
 SORTS = [

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from tests.factories import JSON, assert_problem, create_task
 from todo_api.db.database import Database
+from todo_api.models.task import tasks
 from todo_api.services.purge import purge, purge_tombstones
-from todo_api.services.tasks import tasks
 
 TASKS = "/api/alice/tasks"
 TOMBSTONE_FIELDS = {"id", "deleted", "deleted_at", "updated_at"}

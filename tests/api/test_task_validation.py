@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import JSON, assert_problem, create_task
-from todo_api.services.tasks import tasks as tasks_table
+from todo_api.models.task import tasks as tasks_table
 
 WRITES = ["POST", "PUT", "PATCH"]
 JSON_HEADERS = {"Content-Type": "application/json"}

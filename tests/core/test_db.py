@@ -30,11 +30,9 @@ from todo_api.db.faults import is_database_unavailable
 from todo_api.db.migrations import upgrade
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SQLITE_BUSY_TIMEOUT_MS, SQLiteDatabase
-from todo_api.models.task import Task
+from todo_api.models.task import tasks as tasks_table
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed
-
-tasks_table = Task.__table__  # type: ignore[attr-defined]
 
 NEON_POOLER_URL = (
     "postgresql://u:p@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require"

@@ -19,6 +19,7 @@ from tests.conftest import (
     make_settings,
     postgres_url,
 )
+from todo_api.data.tasks import listing_statement
 from todo_api.db.connect import create_database
 from todo_api.db.database import Database
 from todo_api.db.migrations import upgrade
@@ -91,8 +92,8 @@ async def seeded(worker_tag: str) -> AsyncIterator[tuple[Database, str]]:
 async def explain(seeded: tuple[Database, str], query: TaskListQuery) -> dict[str, Any]:
     database, url = seeded
     assert isinstance(database, PostgresDatabase)
-    plan = listing.plan_list(user_id=HEAVY_USER, query=query)
-    sql, args = database.compiler.prepare(plan.statement, plan.params)
+    page = listing.plan_list(user_id=HEAVY_USER, query=query)
+    sql, args = database.compiler.prepare(*listing_statement(page))
     conn = await asyncpg.connect(libpq_dsn(url))
     try:
         document = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
@@ -121,12 +122,11 @@ def assert_index_scan_without_sort(plan: dict[str, Any], index: str) -> None:
 async def a_cursor_deep_in(seeded: tuple[Database, str], query: TaskListQuery) -> str:
     """A cursor about halfway through the heavy user's listing in `query`'s order."""
     database, _ = seeded
-    plan = listing.plan_list(user_id=HEAVY_USER, query=query)
-    rows = await database.fetch(
-        plan.statement.offset(HEAVY_TASKS // 2), {**plan.params, "limit": 1}
-    )
+    page = listing.plan_list(user_id=HEAVY_USER, query=query)
+    statement, params = listing_statement(page)
+    rows = await database.fetch(statement.offset(HEAVY_TASKS // 2), {**params, "limit": 1})
     [row] = rows
-    return listing.cursor_after(row, user_id=HEAVY_USER, query=query, plan=plan)
+    return listing.cursor_after(row, user_id=HEAVY_USER, query=query, page=page)
 
 
 class TestListPlans:

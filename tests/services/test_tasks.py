@@ -11,12 +11,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import stored_tasks
+from todo_api.data.tasks import COLUMNS
 from todo_api.db.database import Database
 from todo_api.errors import TaskNotFound
-from todo_api.models.task import Task
+from todo_api.models.task import tasks as tasks_table
 from todo_api.schemas.task import TaskCreate, TaskUpdate
 from todo_api.services.tasks import (
-    COLUMNS,
     TaskRow,
     create_task,
     delete_task,
@@ -24,8 +24,6 @@ from todo_api.services.tasks import (
     set_completed,
     update_task,
 )
-
-tasks_table = Task.__table__  # type: ignore[attr-defined]
 
 NOT_UUIDS = ["42", "not-a-uuid", "", "00000000-0000-0000-0000-00000000000g"]
 

@@ -10,7 +10,9 @@ import orjson
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 
-_OPTIONS = orjson.OPT_UTC_Z
+# Column names from SQLAlchemy are `str` subclasses (quoted names), which orjson serialises as
+# keys only when told to; plain `str` keys keep its fast path.
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 
 def _fallback(value: Any) -> str:

@@ -14,8 +14,6 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from todo_api.db import sqlite
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp: `timestamptz` on PostgreSQL, UTC text on SQLite.
@@ -43,45 +41,6 @@ class UTCDateTime(TypeDecorator[datetime]):
             return naive.replace(tzinfo=UTC)
         aware: datetime = value.astimezone(UTC)
         return aware
-
-
-class change_instant(FunctionElement[datetime]):
-    """`change_instant(latest, owner, now)`: the instant of a change the owner makes now, after
-    every earlier change of theirs, in the order the changes commit.
-
-    That order is what incremental sync relies on: a client that has seen a change at instant T
-    must be able to trust that no change at or before T is still to commit. So an instant is
-    taken under the same lock the change commits under:
-
-    * PostgreSQL: `todo_change_instant(owner, now)` (a function of migration 0005) advances the
-      owner's row of `user_clocks` to `now`, or one microsecond past its value if that is not
-      earlier, holding that row's lock until the change commits; a concurrent change of the
-      same owner waits for it and then takes a later instant.
-    * SQLite writes one statement at a time, each under the database's write lock, so the
-      instant is simply after `latest`: the owner's latest `updated_at` as the statement reads
-      it (a subquery the caller passes).
-
-    Use it once per statement, from a CTE, so every column set from it gets the same instant.
-    """
-
-    type = UTCDateTime()
-    inherit_cache = True
-    name = "change_instant"
-
-
-POSTGRES_CHANGE_INSTANT = "todo_change_instant"
-
-
-@compiles(change_instant)
-def _change_instant_postgresql(element: change_instant, compiler: SQLCompiler, **kw: Any) -> str:
-    _latest, owner, now = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"{POSTGRES_CHANGE_INSTANT}({owner}, {now})"
-
-
-@compiles(change_instant, "sqlite")
-def _change_instant_sqlite(element: change_instant, compiler: SQLCompiler, **kw: Any) -> str:
-    latest, _owner, now = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"{sqlite.NEXT_TIMESTAMP}({latest}, {now})"
 
 
 TAG_MAX_LENGTH = 50

@@ -18,14 +18,12 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
-from sqlmodel import SQLModel
 
 from todo_api.models.task import (
     DEFAULT_PRIORITY,
     DESCRIPTION_MAX_LENGTH,
     MAX_TAGS,
     TITLE_MAX_LENGTH,
-    TaskBase,
 )
 from todo_api.models.types import TAG_MAX_LENGTH
 
@@ -200,7 +198,7 @@ def _not_nullable(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-class TaskCreate(TaskBase):
+class TaskCreate(BaseModel):
     """A new task. Unknown and read-only fields are ignored."""
 
     title: Title
@@ -218,7 +216,7 @@ class TaskCreate(TaskBase):
         return value
 
 
-class TaskUpdate(SQLModel):
+class TaskUpdate(BaseModel):
     """A partial change: fields sent are changed, fields omitted keep their value."""
 
     title: Title | None = Field(
@@ -252,13 +250,13 @@ class TaskUpdate(SQLModel):
         return sent
 
 
-class TaskCompletion(SQLModel):
+class TaskCompletion(BaseModel):
     """Set the completion state explicitly (idempotent, safe to retry)."""
 
     completed: Completed
 
 
-class TaskPublic(TaskBase):
+class TaskPublic(BaseModel):
     """A task as the API returns it. Timestamps are RFC 3339 in UTC with a `Z` suffix."""
 
     id: uuid.UUID = Field(

@@ -19,14 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, bindparam, delete, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from starlette.responses import Response
 
-from todo_api.db.database import Database, Executor, delete_in_batches
+from todo_api.data import idempotency_keys as store
+from todo_api.db.database import Database, Executor
 from todo_api.errors import IdempotencyKeyInUse, IdempotencyKeyReused, InvalidParameter
-from todo_api.models.idempotency import KEY_MAX_LENGTH, IdempotencyKey
-from todo_api.models.types import UTCDateTime
+from todo_api.models.idempotency import KEY_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -36,43 +34,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("location", "etag")
 # Expired keys are deleted in passing at most this often per process (and by `todo-api purge`).
 PURGE_INTERVAL_S = 600.0
-
-keys = IdempotencyKey.__table__  # type: ignore[attr-defined]
-_THE_KEY = (keys.c.user_id == bindparam("owner")) & (keys.c.key == bindparam("key"))
-_NOW = bindparam("now", type_=UTCDateTime())
-_LOOKUP = select(keys.c.fingerprint, keys.c.status_code, keys.c.headers, keys.c.body).where(
-    _THE_KEY, keys.c.expires_at > _NOW
-)
-# Across processes, "still being processed" is a transaction-scoped advisory lock on the key:
-# released at commit or rollback, and by the server when a connection dies.
-_TRY_LOCK = select(
-    func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger)).label("locked")
-)
-_PURGE = delete(keys).where(
-    tuple_(keys.c.user_id, keys.c.key).in_(
-        select(keys.c.user_id, keys.c.key)
-        .where(keys.c.expires_at <= _NOW)
-        .limit(bindparam("batch"))
-    )
-)
-
-
-def _save_statement(dialect: Any) -> Any:
-    """Record a key's outcome, taking over an expired record of the same key; no row comes back
-    when an unexpired record exists (another process recorded it first)."""
-    values = {
-        column: bindparam(column, type_=keys.c[column].type)
-        for column in ("fingerprint", "status_code", "headers", "body", "created_at", "expires_at")
-    }
-    stmt = dialect.insert(keys).values(user_id=bindparam("owner"), key=bindparam("key"), **values)
-    return stmt.on_conflict_do_update(
-        index_elements=[keys.c.user_id, keys.c.key],
-        set_={column: stmt.excluded[column] for column in values},
-        where=keys.c.expires_at <= stmt.excluded.created_at,
-    ).returning(keys.c.key)
-
-
-_SAVE = {"postgresql": _save_statement(postgresql), "sqlite": _save_statement(sqlite)}
 
 Operation = Callable[[Executor], Awaitable[Response]]
 
@@ -100,11 +61,6 @@ def fingerprint(method: str, path: str, payload: Any) -> str:
     digest = hashlib.sha256(f"{method} {path}\n".encode())
     digest.update(body)
     return digest.hexdigest()
-
-
-def _lock_id(user_id: str, key: str) -> int:
-    digest = hashlib.sha256(f"{user_id}\0{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class IdempotencyKeys:
@@ -142,32 +98,25 @@ class IdempotencyKeys:
         self, db: Database, user_id: str, key: str, request_fingerprint: str, operation: Operation
     ) -> Response:
         now = datetime.now(UTC)
-        params: dict[str, Any] = {"owner": user_id, "key": key, "now": now}
         async with db.transaction() as tx:
-            if db.backend == "postgresql":
-                [locked] = await tx.fetch(_TRY_LOCK, {"lock": _lock_id(user_id, key)})
-                if not locked["locked"]:
-                    raise IdempotencyKeyInUse()
-            recorded = await tx.fetch(_LOOKUP, params)
-            if recorded:
-                return _replay(recorded[0], request_fingerprint)
+            if db.backend == "postgresql" and not await store.try_lock(tx, owner=user_id, key=key):
+                raise IdempotencyKeyInUse()
+            recorded = await store.find_recorded(tx, owner=user_id, key=key, now=now)
+            if recorded is not None:
+                return _replay(recorded, request_fingerprint)
             response = await operation(tx)
             headers = {
                 name: value for name, value in response.headers.items() if name in KEPT_HEADERS
             }
-            saved = await tx.fetch(
-                _SAVE[db.backend],
-                {
-                    **params,
-                    "fingerprint": request_fingerprint,
-                    "status_code": response.status_code,
-                    "headers": orjson.dumps(headers).decode(),
-                    "body": bytes(response.body).decode(),
-                    "created_at": now,
-                    "expires_at": now + self.ttl,
-                },
-            )
-            if not saved:
+            outcome = {
+                "fingerprint": request_fingerprint,
+                "status_code": response.status_code,
+                "headers": orjson.dumps(headers).decode(),
+                "body": bytes(response.body).decode(),
+                "created_at": now,
+                "expires_at": now + self.ttl,
+            }
+            if not await store.record(tx, db.backend, owner=user_id, key=key, outcome=outcome):
                 # Another process recorded this key after our lookup (possible only where no
                 # lock guards keys across processes: SQLite). Undo ours; a retry replays theirs.
                 raise IdempotencyKeyInUse()
@@ -208,6 +157,6 @@ def _replay(recorded: Mapping[str, Any], request_fingerprint: str) -> Response:
     )
 
 
-async def purge_expired(db: Database, *, now: datetime) -> int:
+async def purge_expired(db: Executor, *, now: datetime) -> int:
     """Delete the keys expired at `now`; how many there were."""
-    return await delete_in_batches(db, _PURGE, {"now": now})
+    return await store.delete_expired(db, now=now)

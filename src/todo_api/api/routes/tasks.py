@@ -366,8 +366,8 @@ def _if_match(request: Request) -> list[int] | None:
     if tags is None or tags is ANY_VERSION:
         return None
     versions = sorted({v for tag in tags if not tag.weak and (v := tag.version()) is not None})
-    if len(versions) > service.MATCH_SLOTS:
-        message = f"may name at most {service.MATCH_SLOTS} versions"
+    if len(versions) > service.MAX_MATCHED_VERSIONS:
+        message = f"may name at most {service.MAX_MATCHED_VERSIONS} versions"
         raise InvalidParameter("If-Match", message, type_="too_many_entity_tags")
     return versions or [NO_VERSION]
 

@@ -1,0 +1,16 @@
+"""The metadata every table is defined on."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+# Constraint and index names follow one convention, so migrations are deterministic.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
