@@ -9,6 +9,22 @@ import httpx
 import pytest
 
 from tests.factories import JSON
+from todo_api.errors import (
+    AppError,
+    BodyTooLarge,
+    Forbidden,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InternalError,
+    InvalidParameter,
+    PreconditionFailed,
+    RateLimited,
+    ServiceUnavailable,
+    SyncHorizonPassed,
+    TaskNotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 PROBLEM_REF = "#/components/schemas/Problem"
 TASK_REF = "#/components/schemas/TaskPublic"
@@ -28,6 +44,25 @@ API_OPERATIONS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("patch", COMPLETE): ("200", "TaskCompletion"),
     ("delete", LIST): ("200", None),
     ("get", STATS): ("200", None),
+}
+# The error each documented status stands for.
+ERRORS_BY_STATUS: dict[int, type[AppError]] = {
+    error.status: error
+    for error in (
+        InvalidParameter,
+        Unauthorized,
+        Forbidden,
+        TaskNotFound,
+        IdempotencyKeyInUse,
+        SyncHorizonPassed,
+        PreconditionFailed,
+        BodyTooLarge,
+        UnsupportedMediaType,
+        IdempotencyKeyReused,
+        RateLimited,
+        InternalError,
+        ServiceUnavailable,
+    )
 }
 OPERATION_IDS = [f"{method.upper()} {path}" for method, path in API_OPERATIONS]
 
@@ -173,6 +208,22 @@ class TestApiOperation:
             problem = response["content"]["application/problem+json"]
             assert problem["schema"] == {"$ref": PROBLEM_REF}, status
             assert problem["example"]["status"] == int(status)
+
+    async def test_every_problem_example_is_what_the_server_sends(
+        self, document: JSON, method: str, path: str
+    ) -> None:
+        # One source: the documented type, title and detail are the error class's own.
+        responses = operation(document, method, path)["responses"]
+
+        for status, response in responses.items():
+            if int(status) < 400:
+                continue
+            example = response["content"]["application/problem+json"]["example"]
+            error = ERRORS_BY_STATUS[int(status)]
+            sent = error.example()
+            assert response["description"] == error.description, status
+            assert (example["type"], example["title"]) == (sent.type, sent.title), status
+            assert example["detail"] == sent.detail, status
 
     async def test_503_declares_retry_after(self, document: JSON, method: str, path: str) -> None:
         response = operation(document, method, path)["responses"]["503"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -11,9 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from todo_api.auth.guard import Guard
 from todo_api.db.database import Database
-from todo_api.models.task import USER_ID_MAX_LENGTH
-
-USER_ID_PATTERN = f"^[!-.0-~]{{1,{USER_ID_MAX_LENGTH}}}$"
+from todo_api.users import USER_ID_MAX_LENGTH, USER_ID_PATTERN, is_valid_user_id
 
 
 async def get_database(request: Request) -> Database:
@@ -36,11 +33,9 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 # Every /api route takes its database through the guard; `create_app` refuses one that does not.
 AdmittedDatabase = Annotated[Database, Depends(admit)]
 
-_user_id = re.compile(USER_ID_PATTERN)
-
 
 def _check_user_id(value: str) -> str:
-    if not _user_id.fullmatch(value):
+    if not is_valid_user_id(value):
         raise PydanticCustomError(
             "invalid_user_id",
             f"must be 1-{USER_ID_MAX_LENGTH} printable ASCII characters without spaces or '/'",

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any
 
 import httpx
 import jwt
@@ -23,7 +23,7 @@ from jwt import PyJWK
 
 from todo_api.config import Settings
 from todo_api.errors import IdentityProviderUnavailable, Unauthorized
-from todo_api.models.task import USER_ID_MAX_LENGTH
+from todo_api.users import is_valid_user_id
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ VERIFIED_CACHE_SIZE = 10_000
 # With no keys at all, a failed fetch is retried after at most this long.
 NO_KEYS_RETRY_S = 5.0
 MAX_JWKS_BYTES = 1024 * 1024
-
-
-def is_valid_user_id(value: object) -> TypeGuard[str]:
-    return (
-        isinstance(value, str)
-        and 1 <= len(value) <= USER_ID_MAX_LENGTH
-        and all("!" <= ch <= "~" and ch != "/" for ch in value)
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from todo_api.errors import AppError
+from todo_api.http.problems import PROBLEM_CONTENT_TYPE, app_error_body
 from todo_api.observability.requestctx import GUARDED_PREFIX
 from todo_api.schemas.problem import Problem
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
+# What the examples of problem documents show for the request they answer.
+EXAMPLE_PATH = "/api/alice/tasks"
+EXAMPLE_REQUEST_ID = "9f1c2a4b6d8e4f00a1b2c3d4e5f60718"
+OpenAPIResponses = dict[int | str, dict[str, Any]]
 BEARER_SCHEME = {
     "type": "http",
     "scheme": "bearer",
@@ -58,3 +64,28 @@ def _is_frameworks_validation_error(response: dict[str, Any] | None) -> bool:
     if response is None:
         return False
     return "application/json" in response.get("content", {})
+
+
+def problem_responses(*errors: type[AppError]) -> OpenAPIResponses:
+    """The OpenAPI responses of these errors, keyed by status: each one's description, the
+    headers it carries and an example, all taken from the error class (one source for each)."""
+    return {error.status: _problem_response(error) for error in errors}
+
+
+def _problem_response(error: type[AppError]) -> dict[str, Any]:
+    example = app_error_body(error.example(), EXAMPLE_PATH, EXAMPLE_REQUEST_ID)
+    response: dict[str, Any] = {
+        "description": error.description,
+        "content": {
+            PROBLEM_CONTENT_TYPE: {
+                "schema": {"$ref": "#/components/schemas/Problem"},
+                "example": example,
+            }
+        },
+    }
+    if error.documented_headers:
+        response["headers"] = {
+            name: {"description": description, "schema": {"type": json_type}}
+            for name, (json_type, description) in error.documented_headers.items()
+        }
+    return response

@@ -39,6 +39,30 @@ def body_too_large_response(path: str, limit: int) -> Response:
     return app_error_response(path, BodyTooLarge(limit))
 
 
+def problem_body(
+    path: str,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str | None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """An RFC 9457 problem document, with the request's id and, for invalid input, `errors`."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": path,
+        "request_id": request_id,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return body
+
+
 def problem_response(
     request_path: str,
     *,
@@ -48,25 +72,34 @@ def problem_response(
     detail: str | None = None,
     errors: Sequence[Mapping[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
-    extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": type_,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request_path,
-        "request_id": current_request_id(),
-    }
-    if errors is not None:
-        body["errors"] = list(errors)
-    if extra:
-        body.update(extra)
+    body = problem_body(
+        request_path,
+        status=status,
+        type_=type_,
+        title=title,
+        detail=detail,
+        errors=errors,
+        request_id=current_request_id(),
+    )
     return Response(
         orjson.dumps(body),
         status_code=status,
         headers=dict(headers or {}),
         media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def app_error_body(exc: AppError, path: str, request_id: str | None) -> dict[str, Any]:
+    """The problem document of one of the service's errors."""
+    return problem_body(
+        path,
+        status=exc.status,
+        type_=exc.type,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        request_id=request_id,
     )
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, SmallInteger, String, Table, Text
 
 from todo_api.models.base import metadata
-from todo_api.models.task import USER_ID_MAX_LENGTH
 from todo_api.models.types import UTCDateTime
+from todo_api.users import USER_ID_MAX_LENGTH
 
 KEY_MAX_LENGTH = 255
 FINGERPRINT_LENGTH = 64  # a SHA-256, in hex

@@ -19,10 +19,11 @@ from sqlalchemy import (
 
 from todo_api.models.base import metadata
 from todo_api.models.types import TAG_MAX_LENGTH, TagList, UTCDateTime, due_sort_key
+from todo_api.users import USER_ID_MAX_LENGTH
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
-USER_ID_MAX_LENGTH = 255
+
 MAX_TAGS = 20
 
 # Priorities are stored as small integers, so "high > medium > low" is the column's own order.

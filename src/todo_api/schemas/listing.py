@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -10,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from todo_api.models.task import MAX_TAGS
 from todo_api.schemas.task import PriorityName, Tag, Timestamp
+from todo_api.schemas.text import NO_CONTROL_PATTERN, refuse_control_characters
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
@@ -29,16 +29,12 @@ SortKey = Literal[
 ]
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-
-
 def _search_text(value: str | None) -> str | None:
     """The text to search for: no control characters, at most 200 characters once trimmed;
     blank means no search (a cleared search box)."""
     if value is None:
         return None
-    if _CONTROL.search(value):
-        raise PydanticCustomError("control_character", "must not contain control characters")
+    refuse_control_characters(value)
     value = value.strip()
     if len(value) > SEARCH_MAX_LENGTH:
         raise PydanticCustomError(
@@ -64,7 +60,7 @@ class TaskListQuery(BaseModel):
     q: Annotated[str | None, AfterValidator(_search_text)] = Field(
         default=None,
         description="Case-insensitive text searched in the title and description.",
-        json_schema_extra={"maxLength": SEARCH_MAX_LENGTH, "pattern": "^[^\\x00-\\x1f\\x7f]*$"},
+        json_schema_extra={"maxLength": SEARCH_MAX_LENGTH, "pattern": NO_CONTROL_PATTERN},
     )
     due_before: Timestamp | None = Field(default=None, description="Due strictly before this.")
     due_after: Timestamp | None = Field(default=None, description="Due at or after this.")

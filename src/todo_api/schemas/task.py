@@ -26,36 +26,29 @@ from todo_api.models.task import (
     TITLE_MAX_LENGTH,
 )
 from todo_api.models.types import TAG_MAX_LENGTH
+from todo_api.schemas.text import CONTROL, MULTILINE_CONTROL, refuse_control_characters
 
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
 _SPACE = " \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
-_CONTROL = "\\x00-\\x1f\\x7f"
-_DESCRIPTION_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f"
-# Lone surrogates cannot be stored as UTF-8; JSON can smuggle them in as `\\ud800` escapes.
-_SURROGATE = "\\ud800-\\udfff"
 
 
 def _trimmed_pattern(max_length: int) -> str:
     """JSON Schema pattern of a line of text: 1-`max_length` characters once trimmed."""
     return (
-        f"^[{_SPACE}]*[^{_SPACE}{_CONTROL}]"
-        f"(?:[^{_CONTROL}]{{0,{max_length - 2}}}[^{_SPACE}{_CONTROL}])?[{_SPACE}]*$"
+        f"^[{_SPACE}]*[^{_SPACE}{CONTROL}]"
+        f"(?:[^{CONTROL}]{{0,{max_length - 2}}}[^{_SPACE}{CONTROL}])?[{_SPACE}]*$"
     )
 
 
 TITLE_PATTERN = _trimmed_pattern(TITLE_MAX_LENGTH)
-DESCRIPTION_PATTERN = f"^[^{_DESCRIPTION_CONTROL}]*$"
-
-_line_control = re.compile(f"[{_CONTROL}{_SURROGATE}]")
-_description_control = re.compile(f"[{_DESCRIPTION_CONTROL}{_SURROGATE}]")
+DESCRIPTION_PATTERN = f"^[^{MULTILINE_CONTROL}]*$"
 _edge_space = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
 
 
 def _trimmed(value: str, max_length: int) -> str:
     """A line of text trimmed of surrounding whitespace: no control characters, 1-max_length."""
-    if _line_control.search(value):
-        raise PydanticCustomError("control_character", "must not contain control characters")
+    refuse_control_characters(value)
     value = _edge_space.sub("", value)
     if not 1 <= len(value) <= max_length:
         kind = "string_too_short" if not value else "string_too_long"
@@ -68,10 +61,7 @@ def _check_title(value: str) -> str:
 
 
 def _check_description(value: str) -> str:
-    if _description_control.search(value):
-        raise PydanticCustomError(
-            "control_character", "must not contain control characters other than tab and newline"
-        )
+    refuse_control_characters(value, multiline=True)
     if len(value) > DESCRIPTION_MAX_LENGTH:
         raise PydanticCustomError(
             "string_too_long", f"must be at most {DESCRIPTION_MAX_LENGTH} characters"

@@ -68,7 +68,7 @@ _CREATED: dict[int | str, dict[str, Any]] = {
 
 
 _LISTED: dict[int | str, dict[str, Any]] = {
-    410: documented.SYNC_HORIZON_PASSED,
+    **documented.SYNC_HORIZON_PASSED,
     200: {
         "description": "One page of the user's tasks (an unknown user has none); with "
         "`include_deleted`, deleted ones among them as tombstones.",
