@@ -23,8 +23,8 @@ $(DEV): pyproject.toml | $(BIN)/python
 run: $(RUNTIME)  ## serve on http://127.0.0.1:8000 (SQLite unless DATABASE_URL says otherwise)
 	$(BIN)/todo-api serve
 
-test: $(DEV)  ## the suite; its PostgreSQL half runs when TEST_DATABASE_URL is set
-	$(BIN)/pytest -n 2
+test: $(DEV)  ## the suite with coverage; its PostgreSQL half runs when TEST_DATABASE_URL is set
+	$(BIN)/pytest -n 2 --cov --cov-report=term:skip-covered
 
 # The PostgreSQL half of the suite through a transaction-pooling PgBouncer at PGBOUNCER_URL.
 PGBOUNCER_URL ?= postgresql://postgres@127.0.0.1:6432/test

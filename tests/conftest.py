@@ -1,24 +1,29 @@
 """The suite runs once on SQLite and once on PostgreSQL (when TEST_DATABASE_URL names one).
 
-Each xdist worker migrates its own database once; each test starts from empty tables.
+Each xdist worker migrates its own database once; each test starts from empty tables. Helpers
+live in tests/support; everything under tests/system is marked `system`.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.support.databases import (
+    POSTGRES_ENV,
+    THROUGH_POOLER,
+    create_postgres_database,
+    drop_postgres_database,
+    make_settings,
+    postgres_url,
+)
 from todo_api.config import Settings
 from todo_api.db.connect import create_database
 from todo_api.db.database import Database
@@ -26,56 +31,17 @@ from todo_api.db.migrations import upgrade
 from todo_api.main import create_app
 from todo_api.models import metadata
 
-POSTGRES_ENV = "TEST_DATABASE_URL"
-# Set (DB_POOLER=pgbouncer) when TEST_DATABASE_URL is a transaction-pooling PgBouncer: the same
-# suite then runs through it, except the tests of what only a direct connection does.
-THROUGH_POOLER = os.environ.get("DB_POOLER") == "pgbouncer"
+SYSTEM = Path(__file__).parent / "system"
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if not THROUGH_POOLER:
-        return
     skip = pytest.mark.skip(reason="the suite runs through a pooler; this checks a direct link")
     for item in items:
-        if item.get_closest_marker("direct_postgres"):
+        if item.path.is_relative_to(SYSTEM):
+            item.add_marker(pytest.mark.system)
+        if THROUGH_POOLER and item.get_closest_marker("direct_postgres"):
             item.add_marker(skip)
-
-
-def make_settings(**values: Any) -> Settings:
-    """Settings for a test: never read from a developer's `.env` file."""
-    return Settings(_env_file=None, **values)
-
-
-def postgres_url() -> str | None:
-    return os.environ.get(POSTGRES_ENV) or None
-
-
-def libpq_dsn(url: str) -> str:
-    """A URL asyncpg.connect accepts, whatever scheme the caller used."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def create_postgres_database(name: str) -> str:
-    """A fresh database beside TEST_DATABASE_URL's; returns its URL."""
-    base = postgres_url()
-    assert base is not None
-    admin = await asyncpg.connect(libpq_dsn(base))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return make_url(base).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres_database(name: str) -> None:
-    base = postgres_url()
-    assert base is not None
-    admin = await asyncpg.connect(libpq_dsn(base))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

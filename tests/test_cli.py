@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from todo_api.cli import _default_workers
 
 SECRET = "a-secret-that-is-at-least-32-bytes-long"

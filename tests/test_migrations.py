@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sqlite3
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,19 +12,19 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from tests.conftest import (
+from tests.support.databases import (
     POSTGRES_ENV,
     create_postgres_database,
     drop_postgres_database,
     make_settings,
     postgres_url,
+    requires_postgres,
 )
-from tests.factories import stored_tasks
-from tests.processes import run_cli
-from todo_api.cli import EXIT_DATABASE
+from tests.support.factories import stored_tasks
+from tests.support.schema import HEAD_TABLES, read_schema, read_versions
 from todo_api.db.connect import create_database
 from todo_api.db.database import Database
 from todo_api.db.migrations import (
@@ -78,11 +75,6 @@ def expected_indexes(database: Database) -> set[str]:
     return SORT_INDEXES | {TOMBSTONE_INDEX} | trigrams
 
 
-requires_postgres = pytest.mark.skipif(
-    postgres_url() is None, reason=f"{POSTGRES_ENV} is not set: PostgreSQL tests are skipped"
-)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """The URL of a brand-new, empty database of this test's own."""
@@ -108,59 +100,9 @@ async def empty_db(empty_url: str) -> AsyncIterator[Database]:
         await database.dispose()
 
 
-def schema(conn: Connection) -> dict[str, Any]:
-    inspector = inspect(conn)
-    tables = sorted(inspector.get_table_names())
-    if "tasks" not in tables:
-        return {"tables": tables}
-    return {
-        "tables": tables,
-        "columns": [column["name"] for column in inspector.get_columns("tasks")],
-        "indexes": {
-            index["name"]: (index["column_names"], index.get("column_sorting", {}))
-            for index in inspector.get_indexes("tasks")
-        },
-        # The inspector leaves out expression indexes; the catalogue lists them all.
-        "index_names": set(conn.execute(text(INDEX_NAMES_SQL[conn.dialect.name])).scalars()),
-    }
-
-
-# Every table at head, in name order.
-HEAD_TABLES = ["alembic_version", "idempotency_keys", "tasks", "user_clocks"]
-
-INDEX_NAMES_SQL = {
-    "postgresql": "SELECT indexname FROM pg_indexes WHERE tablename = 'tasks' "
-    "AND indexname <> 'pk_tasks'",
-    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' "
-    "AND name NOT LIKE 'sqlite_autoindex%'",
-}
-
-
 def model_differences(conn: Connection) -> list[Any]:
     context = MigrationContext.configure(conn, opts={"include_name": include_name})
     return list(compare_metadata(context, metadata))
-
-
-async def read_schema(database: Database) -> dict[str, Any]:
-    async with database.engine.connect() as conn:
-        return await conn.run_sync(schema)
-
-
-async def read_versions(database: Database) -> list[str]:
-    """Every row of alembic_version: exactly one head after a clean upgrade."""
-    async with database.engine.connect() as conn:
-        result = await conn.execute(text("SELECT version_num FROM alembic_version"))
-        return list(result.scalars().all())
-
-
-def cli_env(database_url: str) -> dict[str, str]:
-    """A minimal environment for the `todo-api` command: nothing from the developer's shell."""
-    env = {"PATH": os.environ.get("PATH", os.defpath), "DATABASE_URL": database_url}
-    # PYTHONPATH to find the package; DB_POOLER when the suite runs through a pooler.
-    for name in ("PYTHONPATH", "DB_POOLER"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
 
 
 class TestUpgradeFromEmpty:
@@ -264,61 +206,6 @@ class TestConcurrentUpgrade:
         finally:
             await first.dispose()
             await second.dispose()
-
-    async def test_two_migrate_commands_started_together_both_succeed(
-        self, pg_url: str, tmp_path: Path
-    ) -> None:
-        commands = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "todo_api.cli",
-                "migrate",
-                env=cli_env(pg_url),
-                cwd=tmp_path,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            for _ in range(2)
-        ]
-        outputs = await asyncio.gather(*(command.communicate() for command in commands))
-
-        assert [command.returncode for command in commands] == [0, 0], outputs
-        database = create_database(make_settings(database_url=pg_url))
-        try:
-            assert await read_versions(database) == [head_revision()]
-            assert (await read_schema(database))["tables"] == HEAD_TABLES
-        finally:
-            await database.dispose()
-
-
-class TestMigrateCommand:
-    def test_migrate_creates_the_schema_in_a_new_sqlite_file(self, tmp_path: Path) -> None:
-        path = tmp_path / "cli.db"
-
-        result = run_cli("migrate", cwd=tmp_path, env=cli_env(f"sqlite+aiosqlite:///{path}"))
-
-        assert result.returncode == 0, result.stderr
-        assert "Traceback" not in result.stderr
-        with sqlite3.connect(path) as conn:
-            tables = sorted(
-                name
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            )
-            versions = [v for (v,) in conn.execute("SELECT version_num FROM alembic_version")]
-        assert tables == HEAD_TABLES
-        assert versions == [head_revision()]
-
-    def test_migrate_with_an_unreachable_database_exits_with_one_line(self, tmp_path: Path) -> None:
-        url = f"sqlite+aiosqlite:///{tmp_path}/missing-dir/cli.db"
-
-        result = run_cli("migrate", cwd=tmp_path, env=cli_env(url))
-
-        assert result.returncode == EXIT_DATABASE
-        assert "Traceback" not in result.stderr
-        lines = result.stderr.splitlines()
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("todo-api: cannot reach the database at ")
 
 
 # Tasks as revision 0001 stored them: title, completed, created_at, updated_at.

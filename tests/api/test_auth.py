@@ -7,12 +7,10 @@ nothing changed. JWKS-based providers are served by a real HTTP server on localh
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,37 +18,26 @@ import pytest
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from tests.auth_support import (
+from tests.support.apps import build_app, client_for, close_app, database_url
+from tests.support.databases import make_settings
+from tests.support.factories import JSON, assert_problem
+from tests.support.jwks import JWKSServer, better_auth_jwk, jwks_server, refused_url
+from tests.support.keys import ed25519_key, rsa_key
+from tests.support.operations import OPERATION_IDS, OPERATIONS, Operation
+from tests.support.tokens import (
     AUDIENCE,
     ISSUER,
-    JSON,
-    OPERATION_IDS,
-    OPERATIONS,
     OTHER_SECRET,
     REALM_CHALLENGE,
     SECRET,
-    JWKSServer,
-    Operation,
     bearer,
-    better_auth_jwk,
     better_auth_token,
-    build_app,
     challenge,
     claims_for,
-    client_for,
-    close_app,
-    database_url,
-    ed25519_key,
     hs256_token,
-    jwks_server,
-    refused_url,
-    rsa_key,
     unsigned_token,
     with_payload,
 )
-from tests.conftest import make_settings
-from tests.factories import assert_problem
-from tests.processes import run_cli
 from todo_api.db.database import Database
 from todo_api.main import create_app, require_guard
 
@@ -551,20 +538,6 @@ class TestProductionMode:
         settings = make_settings(environment="production", **auth)
 
         assert settings.auth_enabled is True
-
-    def test_the_server_refuses_to_start(self, tmp_path: Path) -> None:
-        env = {"PATH": os.environ.get("PATH", os.defpath), "ENVIRONMENT": "production"}
-        env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
-
-        result = run_cli("serve", "--port", "1", cwd=tmp_path, env=env)
-
-        assert result.returncode == 2
-        assert result.stdout == ""
-        assert result.stderr.splitlines() == [
-            "todo-api: invalid configuration: ENVIRONMENT=production requires authentication: "
-            "set AUTH_JWT_SECRET (or BETTER_AUTH_SECRET) or AUTH_JWKS_URL"
-        ]
-        assert not (tmp_path / "todo.db").exists()
 
 
 class TestEveryApiRouteIsGuarded:

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import exc as sa_exc
 
-from tests.factories import JSON, assert_problem, create_task
+from tests.support.factories import JSON, assert_problem, create_task
 from todo_api.observability.logging import RequestIdFilter
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}

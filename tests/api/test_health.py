@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_ENV, make_settings, postgres_url
-from tests.factories import assert_problem, task_payload
+from tests.support.databases import POSTGRES_ENV, make_settings, postgres_url
+from tests.support.factories import assert_problem, task_payload
 from todo_api.db.connect import create_database
 from todo_api.errors import DB_RETRY_AFTER_SECONDS, DatabaseUnavailable
 from todo_api.main import create_app

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.auth_support import (
-    JSON,
-    SECRET,
-    bearer,
-    build_app,
-    client_for,
-    close_app,
-    compact_json,
-    database_url,
-    hs256_token,
-)
-from tests.conftest import make_settings
-from tests.factories import assert_problem
-from tests.processes import serving
+from tests.support.apps import build_app, client_for, close_app, database_url
+from tests.support.databases import make_settings
+from tests.support.factories import JSON, assert_problem
+from tests.support.tokens import SECRET, bearer, compact_json, hs256_token
 from todo_api.db.database import Database
 
 LIMIT = 1024  # the smallest MAX_BODY_SIZE the settings allow
-AUTH = bearer(hs256_token("alice"))
+# Made at import and used minutes later in a full run: valid for an hour, not five minutes.
+AUTH = bearer(hs256_token("alice", ttl=3600))
 
 
 @pytest.fixture
@@ -260,38 +249,6 @@ class TestResponseHeaders:
 
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`todo-api serve` for real (uvicorn, migrations, SQLite), on a free local port."""
-    tmp_path: Path = tmp_path_factory.mktemp("served")
-    env = {
-        "PATH": os.environ.get("PATH", os.defpath),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}",
-        "AUTH_JWT_SECRET": SECRET,
-        "LOG_LEVEL": "WARNING",
-    }
-    with serving(cwd=tmp_path, env=env) as base_url:
-        yield base_url
-
-
-class TestServedHeaders:
-    def test_the_real_server_sends_no_server_header(self, served: str) -> None:
-        response = httpx.get(f"{served}/api/alice/tasks", headers=AUTH, timeout=5)
-
-        assert response.status_code == 200
-        assert response.json() == []
-        assert "server" not in response.headers
-        assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["cache-control"] == "no-store"
-
-    def test_the_real_server_refuses_a_missing_token(self, served: str) -> None:
-        response = httpx.get(f"{served}/api/alice/tasks", timeout=5)
-
-        assert response.status_code == 401
-        assert response.headers["www-authenticate"] == 'Bearer realm="todo-api"'
-        assert "server" not in response.headers
 
 
 class TestGuardBeforeBodyErrors:

@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, insert, select
 
-from tests.conftest import libpq_dsn, postgres_url
-from tests.factories import JSON, assert_problem, create_task, stored_tasks, task_payload
+from tests.support.databases import libpq_dsn, postgres_url
+from tests.support.factories import JSON, assert_problem, create_task, stored_tasks, task_payload
 from todo_api.db.database import Database, Executor
 from todo_api.models.idempotency import idempotency_keys as keys_table
 from todo_api.schemas.task import TaskCreate

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import JSON
+from tests.support.factories import JSON
 from todo_api.errors import (
     AppError,
     BodyTooLarge,

@@ -14,20 +14,11 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from tests.auth_support import (
-    SECRET,
-    SilentServer,
-    bearer,
-    build_app,
-    challenge,
-    client_for,
-    close_app,
-    database_url,
-    hs256_token,
-    unique_user,
-)
-from tests.conftest import make_settings
-from tests.factories import assert_problem
+from tests.support.apps import build_app, client_for, close_app, database_url
+from tests.support.databases import make_settings
+from tests.support.factories import assert_problem, unique_user
+from tests.support.jwks import SilentServer
+from tests.support.tokens import SECRET, bearer, challenge, hs256_token
 from todo_api.db.database import Database
 
 REDIS_URL = "redis://127.0.0.1:6379"

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from tests.factories import JSON, assert_problem, create_task
+from tests.support.factories import JSON, assert_problem, create_task
 from todo_api.db.database import Database
 from todo_api.models.task import tasks
 from todo_api.services.purge import purge, purge_tombstones

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import JSON, RFC3339_UTC, TASK_FIELDS, assert_problem, create_task
+from tests.support.factories import JSON, RFC3339_UTC, TASK_FIELDS, assert_problem, create_task
 
 WRITES = ["POST", "PUT", "PATCH"]
 UPDATES = ["PUT", "PATCH"]

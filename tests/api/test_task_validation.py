@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import JSON, assert_problem, create_task
+from tests.support.factories import JSON, assert_problem, create_task
 from todo_api.models.task import tasks as tasks_table
 
 WRITES = ["POST", "PUT", "PATCH"]

@@ -9,7 +9,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from tests.factories import RFC3339_UTC, TASK_FIELDS, assert_problem, create_task
+from tests.support.factories import RFC3339_UTC, TASK_FIELDS, assert_problem, create_task
 
 
 def parse_ts(value: str) -> datetime:

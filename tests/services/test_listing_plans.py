@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.conftest import (
+from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
     libpq_dsn,

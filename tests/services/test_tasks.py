@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.factories import stored_tasks
+from tests.support.factories import stored_tasks
 from todo_api.data.tasks import COLUMNS
 from todo_api.db.database import Database
 from todo_api.errors import TaskNotFound

@@ -82,6 +82,10 @@ def problem_response(
         errors=errors,
         request_id=current_request_id(),
     )
+    return _problem(body, status, headers)
+
+
+def _problem(body: Mapping[str, Any], status: int, headers: Mapping[str, str] | None) -> Response:
     return Response(
         orjson.dumps(body),
         status_code=status,
@@ -108,15 +112,8 @@ def render_app_error(request: Request, exc: AppError) -> Response:
 
 
 def app_error_response(path: str, exc: AppError) -> Response:
-    return problem_response(
-        path,
-        status=exc.status,
-        type_=exc.type,
-        title=exc.title,
-        detail=exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
-    )
+    body = app_error_body(exc, path, current_request_id())
+    return _problem(body, exc.status, exc.headers)
 
 
 def _field_name(error: Mapping[str, Any]) -> str:
@@ -199,7 +196,7 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         # The framework could not read the body at all (not UTF-8, nested too deeply, ...).
         return _invalid_body(request, "the body is not valid JSON text")
     status = exc.status_code
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    phrase = _reason_phrase(status)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
     if status == 404 and detail is None:
         detail = "No resource lives at this path."
@@ -216,6 +213,13 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
         detail=detail,
         headers=headers,
     )
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

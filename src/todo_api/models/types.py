@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, String
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -11,7 +11,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -80,25 +79,35 @@ _DUE_SENTINELS = {
 }
 
 
-class due_sort_key(FunctionElement[datetime]):
+class _DueSortKey(FunctionElement[datetime]):
     """`COALESCE(due, <sentinel>)`: the due date as a sort key, missing dates last."""
 
     type = UTCDateTime()
     inherit_cache = True
-    name = "due_sort_key"
-
-    def __init__(self, due: Any, *, ascending: bool) -> None:
-        super().__init__(due)
-        self.ascending = ascending
-
-    _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own convention
-        *FunctionElement._traverse_internals,
-        ("ascending", InternalTraversal.dp_boolean),
-    ]
+    ascending: ClassVar[bool]
 
 
-@compiles(due_sort_key)
-def _due_sort_key(element: due_sort_key, compiler: SQLCompiler, **kw: Any) -> str:
+class _DueAscending(_DueSortKey):
+    inherit_cache = True
+    name = "due_sort_key_asc"
+    ascending = True
+
+
+class _DueDescending(_DueSortKey):
+    inherit_cache = True
+    name = "due_sort_key_desc"
+    ascending = False
+
+
+def due_sort_key(due: Any, *, ascending: bool) -> FunctionElement[datetime]:
+    """The due date as a sort key for an ascending or a descending order (the direction is the
+    construct's class, so statements cache by it with no state of their own)."""
+    return _DueAscending(due) if ascending else _DueDescending(due)
+
+
+@compiles(_DueAscending)
+@compiles(_DueDescending)
+def _due_sort_key(element: _DueSortKey, compiler: SQLCompiler, **kw: Any) -> str:
     dialect = "sqlite" if compiler.dialect.name == "sqlite" else "postgresql"
     sentinel = _DUE_SENTINELS[(dialect, element.ascending)]
     return f"COALESCE({compiler.process(element.clauses, **kw)}, {sentinel})"

@@ -216,13 +216,15 @@ async def get_task(
     return _task_response(row)
 
 
-@router.put(
-    "/{task_id:task}",
-    response_model=TaskPublic,
-    responses={**documented.WITH_BODY, **documented.TAGGED, **documented.CONDITIONAL},
-    openapi_extra={"parameters": [documented.IF_MATCH]},
-    summary="Update a task",
-)
+# PUT and PATCH: the same partial update, documented alike.
+_UPDATE_ROUTE: dict[str, Any] = {
+    "response_model": TaskPublic,
+    "responses": {**documented.WITH_BODY, **documented.TAGGED, **documented.CONDITIONAL},
+    "openapi_extra": {"parameters": [documented.IF_MATCH]},
+}
+
+
+@router.put("/{task_id:task}", summary="Update a task", **_UPDATE_ROUTE)
 async def replace_task(
     request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
@@ -233,21 +235,12 @@ async def replace_task(
     return _task_response(row)
 
 
-@router.patch(
-    "/{task_id:task}",
-    response_model=TaskPublic,
-    responses={**documented.WITH_BODY, **documented.TAGGED, **documented.CONDITIONAL},
-    openapi_extra={"parameters": [documented.IF_MATCH]},
-    summary="Patch a task",
-)
+@router.patch("/{task_id:task}", summary="Patch a task", **_UPDATE_ROUTE)
 async def patch_task(
     request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
-    row = await service.update_task(
-        db, user_id=user_id, task_id=task_id, changes=changes, if_match=_if_match(request)
-    )
-    return _task_response(row)
+    return await replace_task(request, db, user_id, task_id, changes)
 
 
 @router.patch(
