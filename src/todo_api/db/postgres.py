@@ -118,26 +118,29 @@ class PostgresDatabase(Database):
         self._starting = asyncio.Lock()
 
     async def _fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Row]:
-        sql, arguments = self.compiler.prepare(stmt, params)
-        async with self._operation() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(sql, *arguments)
-            return rows
+        rows: list[asyncpg.Record] = await self._run("fetch", stmt, params)
+        return rows
 
     async def _execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
-        sql, arguments = self.compiler.prepare(stmt, params)
-        async with self._operation() as conn:
-            return _row_count(await conn.execute(sql, *arguments))
+        return _row_count(await self._run("execute", stmt, params))
 
-    @asynccontextmanager
-    async def _operation(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for one statement: in autocommit mode, or behind a pooler inside
-        a transaction committed on exit."""
-        async with self._acquired() as conn:
+    async def _run(self, method: str, stmt: Statement, params: Mapping[str, Any]) -> Any:
+        """One statement on a pooled connection: in autocommit mode, or behind a pooler inside
+        a transaction committed when it returns. (Written out rather than through the context
+        managers below: this is every request's path.)"""
+        sql, arguments = self.compiler.prepare(stmt, params)
+        pool = self._pool or await self._start()
+        # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
+        # in a task of its own (`wait_for`), which costs more than the wait it guards.
+        async with asyncio.timeout(self.options.acquire_timeout):
+            conn = await pool.acquire()
+        try:
             if not self.options.transactional:
-                yield conn
-                return
+                return await getattr(conn, method)(sql, *arguments)
             async with conn.transaction():
-                yield conn
+                return await getattr(conn, method)(sql, *arguments)
+        finally:
+            await pool.release(conn)
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Executor]:
@@ -158,8 +161,6 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
         pool = self._pool or await self._start()
-        # `asyncio.timeout` rather than `acquire(timeout=...)`: that one wraps every acquisition
-        # in a task of its own (`wait_for`), which costs more than the wait it guards.
         async with asyncio.timeout(self.options.acquire_timeout):
             conn = await pool.acquire()
         try:
