@@ -99,8 +99,8 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
         return asyncio.run(run())
     except Exception as exc:
         reason: BaseException = exc
-        if isinstance(exc, DatabaseUnavailable) and exc.__cause__ is not None:
-            reason = exc.__cause__  # what the driver said
+        if isinstance(exc, DatabaseUnavailable):
+            reason = exc.__cause__ or exc  # what the driver said
         elif not is_database_unavailable(exc):
             raise
         _say(

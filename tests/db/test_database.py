@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import event, insert, text
+from sqlalchemy import event, func, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
@@ -20,6 +22,7 @@ from tests.support.databases import (
     POSTGRES_ENV,
     create_postgres_database,
     drop_postgres_database,
+    libpq_dsn,
     make_settings,
     postgres_url,
     requires_postgres,
@@ -31,6 +34,7 @@ from todo_api.db.faults import is_database_unavailable
 from todo_api.db.migrations import upgrade
 from todo_api.db.postgres import PostgresDatabase
 from todo_api.db.sqlite import SQLITE_BUSY_TIMEOUT_MS, SQLiteDatabase
+from todo_api.errors import DatabaseUnavailable
 from todo_api.models.task import tasks as tasks_table
 from todo_api.schemas.task import TaskCreate
 from todo_api.services.tasks import create_task, get_task, set_completed
@@ -454,3 +458,56 @@ async def test_database_errors_never_quote_the_statements_parameters(db: Databas
             )
     assert secret not in str(raised.value)
     assert "hidden due to hide_parameters" in str(raised.value)
+
+
+async def _terminate_once(application: str, after_s: float) -> None:
+    """End, from another connection, the backend of `application` that is asleep in a query."""
+    await asyncio.sleep(after_s)
+    admin = await asyncpg.connect(libpq_dsn(postgres_url() or ""))
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()",
+            application,
+        )
+    finally:
+        await admin.close()
+
+
+@requires_postgres
+@pytest.mark.direct_postgres
+class TestConnectionLostInPoolerMode:
+    """Behind a pooler each statement runs in a transaction of its own; a connection that dies
+    inside it is still a lost connection (a read is repeated, a write is a 503), never the
+    transaction's "connection is closed" surfacing as a 500."""
+
+    def database(self, application: str) -> Database:
+        url = make_url(postgres_url() or "").update_query_dict({"application_name": application})
+        return create_database(
+            make_settings(
+                database_url=url.render_as_string(hide_password=False), db_pooler="pgbouncer"
+            )
+        )
+
+    async def test_a_read_whose_connection_dies_is_repeated(self) -> None:
+        application = f"todo-lost-read-{uuid.uuid4().hex[:8]}"
+        database = self.database(application)
+        try:
+            killer = asyncio.create_task(_terminate_once(application, 0.3))
+            rows = await database.fetch(select(func.pg_sleep(1).label("slept")), {})
+            await killer
+        finally:
+            await database.dispose()
+
+        assert [dict(row) for row in rows] == [{"slept": None}]
+
+    async def test_a_write_whose_connection_dies_is_a_database_outage(self) -> None:
+        application = f"todo-lost-write-{uuid.uuid4().hex[:8]}"
+        database = self.database(application)
+        try:
+            killer = asyncio.create_task(_terminate_once(application, 0.3))
+            with pytest.raises(DatabaseUnavailable):
+                await database.execute(text("SELECT pg_sleep(1)"), {})
+            await killer
+        finally:
+            await database.dispose()

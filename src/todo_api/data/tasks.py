@@ -445,6 +445,8 @@ def listing_statement(page: TaskFilter) -> tuple[Select[Any], dict[str, Any]]:
     if page.after is not None:
         params["after_key"], params["after_id"] = page.after
     if page.overdue is not None:
+        if page.now is None:
+            raise ValueError("overdue is judged at an instant: `now` is required with it")
         params["now"] = page.now
     if page.completed is not None:
         params["completed"] = page.completed

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from asyncpg.transaction import Transaction
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -137,8 +138,15 @@ class PostgresDatabase(Database):
         try:
             if not self.options.transactional:
                 return await getattr(conn, method)(sql, *arguments)
-            async with conn.transaction():
-                return await getattr(conn, method)(sql, *arguments)
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                result = await getattr(conn, method)(sql, *arguments)
+            except BaseException:
+                await _roll_back(transaction)
+                raise
+            await _commit(conn, transaction)
+            return result
         finally:
             await pool.release(conn)
 
@@ -150,13 +158,9 @@ class PostgresDatabase(Database):
             try:
                 yield _Transaction(self.compiler, conn)
             except BaseException:
-                # On a connection that died (the pool has let go of it), the server has rolled
-                # back already: the error that says so (connection lost: 503) is the one to
-                # raise, not the rollback's "connection closed" or "released".
-                with contextlib.suppress(*CONNECTION_LOST, asyncpg.InterfaceError):
-                    await transaction.rollback()
+                await _roll_back(transaction)
                 raise
-            await transaction.commit()
+            await _commit(conn, transaction)
 
     @asynccontextmanager
     async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
@@ -214,6 +218,27 @@ class _Transaction:
     async def execute(self, stmt: Statement, params: Mapping[str, Any]) -> int:
         sql, arguments = self._compiler.prepare(stmt, params)
         return _row_count(await self._conn.execute(sql, *arguments))
+
+
+async def _roll_back(transaction: Transaction) -> None:
+    """Roll back after a failure. On a connection that died, the server has rolled back
+    already: the error that says so (connection lost: 503) is the one to raise, not the
+    rollback's "connection closed" or "released"."""
+    with contextlib.suppress(*CONNECTION_LOST, asyncpg.InterfaceError):
+        await transaction.rollback()
+
+
+async def _commit(conn: asyncpg.Connection, transaction: Transaction) -> None:
+    try:
+        await transaction.commit()
+    except asyncpg.InterfaceError as exc:
+        # asyncpg says "the underlying connection is closed": the connection was lost, which
+        # is how every other part of the service knows this fault (503, never a 500).
+        if conn.is_closed():
+            raise asyncpg.exceptions.ConnectionDoesNotExistError(
+                "the connection was lost at commit"
+            ) from exc
+        raise
 
 
 def _row_count(status: str) -> int:

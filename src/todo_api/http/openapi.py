@@ -69,6 +69,9 @@ def _is_frameworks_validation_error(response: dict[str, Any] | None) -> bool:
 def problem_responses(*errors: type[AppError]) -> OpenAPIResponses:
     """The OpenAPI responses of these errors, keyed by status: each one's description, the
     headers it carries and an example, all taken from the error class (one source for each)."""
+    statuses = [error.status for error in errors]
+    if len(set(statuses)) != len(statuses):
+        raise ValueError(f"one response per status: {statuses}")
     return {error.status: _problem_response(error) for error in errors}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Final
 
 from sqlalchemy import (
@@ -40,11 +41,11 @@ def _no_tags() -> list[str]:
 tasks = Table(
     "tasks",
     metadata,
-    Column("id", Uuid(), primary_key=True),
+    Column("id", Uuid(), primary_key=True, default=uuid.uuid4),
     Column("user_id", String(USER_ID_MAX_LENGTH), nullable=False),
     Column("title", String(TITLE_MAX_LENGTH), nullable=False),
     Column("description", String(DESCRIPTION_MAX_LENGTH), nullable=True),
-    Column("completed", Boolean(), nullable=False),
+    Column("completed", Boolean(), nullable=False, default=False),
     Column(
         "priority",
         SmallInteger(),
