@@ -1,4 +1,8 @@
-"""The `todo-api` command: serve, migrate, purge, token."""
+"""The `todo-api` command: serve, migrate, purge, token.
+
+Each command imports what it uses when it runs, so `todo-api --help` (and any command's
+`--help`) loads nothing but argparse.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,12 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from todo_api.auth.tokens import issue_token
-from todo_api.config import ConfigurationError, Settings, load_settings
-from todo_api.db.connect import create_database
-from todo_api.db.database import Database
-from todo_api.db.faults import is_database_unavailable
-from todo_api.db.migrations import upgrade
-from todo_api.errors import DatabaseUnavailable
-from todo_api.observability.logging import configure_logging
-from todo_api.services.purge import Purged, purge
+if TYPE_CHECKING:
+    from todo_api.config import Settings
+    from todo_api.db.database import Database
+    from todo_api.services.purge import Purged
 
 logger = logging.getLogger("todo_api.cli")
 T = TypeVar("T")
@@ -61,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> int:
+    from todo_api.auth.tokens import issue_token
+
     if args.ttl < 1:
         _say("todo-api: --ttl must be at least 1 second")
         return EXIT_CONFIG
@@ -80,6 +81,10 @@ class _Unreachable(Exception):
 def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run `work` on a database opened for it, closed after; `_Unreachable` (with one line on
     stderr) when the database cannot be reached, never a traceback."""
+    from todo_api.db.connect import create_database
+    from todo_api.db.faults import is_database_unavailable
+    from todo_api.errors import DatabaseUnavailable
+
     missing = _missing_sqlite_directory(settings)
     if missing is not None:
         _say(
@@ -111,6 +116,8 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
 
 
 def _run_migrations(settings: Settings) -> int:
+    from todo_api.db.migrations import upgrade
+
     async def migrate(database: Database) -> None:
         await upgrade(database.engine)
 
@@ -123,6 +130,8 @@ def _run_migrations(settings: Settings) -> int:
 
 
 def _run_purge(settings: Settings) -> int:
+    from todo_api.services.purge import purge
+
     async def purge_expired(database: Database) -> Purged:
         return await purge(
             database,
@@ -194,6 +203,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from todo_api.config import ConfigurationError, load_settings
+    from todo_api.observability.logging import configure_logging
+
     try:
         settings = load_settings()
     except ConfigurationError as exc:

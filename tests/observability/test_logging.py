@@ -25,7 +25,14 @@ from todo_api.observability.logging import configure_logging
 TOKEN = hs256_token("alice", ttl=3600)
 BODY_SECRET = "s3cr3t-PASSWORD-xyz"
 CLIENT = ("203.0.113.7", 41234)
-TOUCHED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "sqlalchemy.engine", "aiosqlite")
+TOUCHED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "sqlalchemy.engine",
+    "aiosqlite",
+    "alembic.runtime.plugins",
+)
 JSON = dict[str, Any]
 
 

@@ -67,3 +67,5 @@ def configure_logging(settings: Settings) -> None:
     # with its parameters (task titles, descriptions) into the log.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO when it is first imported (by `migrate`).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
