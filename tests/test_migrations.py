@@ -19,6 +19,7 @@ from tests.support.databases import (
     POSTGRES_ENV,
     create_postgres_database,
     drop_postgres_database,
+    fresh_postgres_database,
     make_settings,
     postgres_url,
     requires_postgres,
@@ -185,12 +186,8 @@ class TestDowngrade:
 class TestConcurrentUpgrade:
     @pytest.fixture
     async def pg_url(self) -> AsyncIterator[str]:
-        name = f"todo_migrations_{uuid.uuid4().hex[:12]}"
-        url = await create_postgres_database(name)
-        try:
+        async with fresh_postgres_database("todo_migrations") as url:
             yield url
-        finally:
-            await drop_postgres_database(name)
 
     async def test_two_upgrades_in_one_process_both_succeed(self, pg_url: str) -> None:
         # A short statement timeout turns a lock-wait deadlock into a quick failure.

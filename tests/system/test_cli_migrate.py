@@ -7,15 +7,13 @@ import asyncio
 import os
 import sqlite3
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import (
-    create_postgres_database,
-    drop_postgres_database,
+    fresh_postgres_database,
     make_settings,
     requires_postgres,
 )
@@ -70,12 +68,8 @@ class TestMigrateCommand:
 class TestConcurrentUpgrade:
     @pytest.fixture
     async def pg_url(self) -> AsyncIterator[str]:
-        name = f"todo_migrations_{uuid.uuid4().hex[:12]}"
-        url = await create_postgres_database(name)
-        try:
+        async with fresh_postgres_database("todo_migrations") as url:
             yield url
-        finally:
-            await drop_postgres_database(name)
 
     async def test_two_migrate_commands_started_together_both_succeed(
         self, pg_url: str, tmp_path: Path
