@@ -45,8 +45,8 @@ format: $(DEV)
 migrate: $(RUNTIME)
 	$(BIN)/todo-api migrate
 
-bench: $(DEV)  ## service vs bare-asyncpg baseline under wrk (needs wrk and PostgreSQL)
-	$(BIN)/python bench/run.py
+bench: $(DEV)  ## service vs bare-asyncpg baseline under wrk (needs wrk and PostgreSQL); BENCH_ARGS=--help
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

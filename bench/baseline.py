@@ -106,12 +106,17 @@ async def toggle_task(request: Request) -> Response:
     return _row(await pool.fetchrow(TOGGLE, params["user_id"], uuid.UUID(params["task_id"])))
 
 
+async def _no_reset(_connection: asyncpg.Connection) -> None:
+    return None
+
+
 @asynccontextmanager
 async def lifespan(_app: Starlette) -> AsyncIterator[None]:
     global pool
     size = int(os.environ.get("BASELINE_POOL_SIZE", "10"))
+    # No per-release reset query: the service runs none either, so this is the stack's limit.
     pool = await asyncpg.create_pool(
-        os.environ["BASELINE_DATABASE_URL"], min_size=size, max_size=size
+        os.environ["BASELINE_DATABASE_URL"], min_size=size, max_size=size, reset=_no_reset
     )
     yield
     await pool.close()

@@ -1,9 +1,13 @@
-"""Load benchmark: the service as shipped against a bare Starlette + asyncpg baseline.
+"""Load benchmark: the service as deployed against a bare Starlette + asyncpg baseline.
 
 `make bench` (or `python bench/run.py`) creates and seeds its own PostgreSQL database from
-BENCH_DATABASE_URL, starts both servers, and drives each with wrk, alternating between them
-scenario by scenario, with 1 and with 2 workers. It prints one table: req/s, p50, p99, errors,
-server CPU per request and peak RSS per worker, and the service/baseline ratios.
+BENCH_DATABASE_URL and starts, on the same HTTP server: the service as deployed (`todo-api
+serve`, production settings, HS256 auth, the access log on, stderr to a file), the same service
+without its access log, and the baseline (its asyncpg pool without the per-release reset: the
+stack's real limit). wrk drives each in turn, scenario by scenario. It prints req/s, p50, p99,
+errors, server CPU per request and peak RSS, the service/baseline ratios, the access log's share
+of a request's CPU, the time from `todo-api serve` to a first answer (1 and 2 workers) and the
+time of `todo-api --help`. `--servers uvicorn,granian` repeats the load on each server.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass
 class Result:
     scenario: str
-    workers: int
+    server: str
     target: str
     rps: float
     p50_ms: float
@@ -253,7 +257,7 @@ def run_wrk(
 
 
 def measure(
-    server: Server, scenario: str, workers: int, args: argparse.Namespace, data: Path
+    server: Server, scenario: str, server_name: str, args: argparse.Namespace, data: Path
 ) -> Result:
     run_wrk(server, scenario, args.warmup, data, args.connections)
     cpu_before = server.cpu_seconds()
@@ -262,7 +266,7 @@ def measure(
     requests = max(stats["requests"], 1)
     return Result(
         scenario=scenario,
-        workers=workers,
+        server=server_name,
         target=server.name,
         rps=stats["requests"] / stats["seconds"],
         p50_ms=stats["p50_us"] / 1000,
@@ -273,116 +277,204 @@ def measure(
     )
 
 
-def start_servers(url: str, workers: int) -> tuple[Server, Server]:
+SERVERS = ("uvicorn", "granian")
+# How `todo-api serve` serves; the baseline is served the same way, so the ratio compares apps.
+SERVICE_SERVER = "uvicorn"
+
+
+def server_command(server: str, target: str, port: int, workers: int) -> list[str]:
+    """`target` (module:attribute, a factory if it ends in `()`) served by `server` with the
+    options `todo-api serve` uses: uvloop, no server access log, no server header."""
     bin_dir = Path(sys.executable).parent
-    service_port, baseline_port = free_port(), free_port()
-    service_env = {
+    factory = target.endswith("()")
+    target = target.removesuffix("()")
+    common = ["--port", str(port), "--workers", str(workers)]
+    if server == "uvicorn":
+        return [
+            str(bin_dir / "uvicorn"),
+            target,
+            *common,
+            *(["--factory"] if factory else []),
+            "--no-access-log",
+            "--no-server-header",
+            "--log-level",
+            "warning",
+        ]
+    return [
+        str(bin_dir / "granian"),
+        target,
+        *common,
+        "--interface",
+        "asgi",
+        "--loop",
+        "uvloop",
+        *(["--factory"] if factory else []),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def service_env(url: str, *, access_log: bool) -> dict[str, str]:
+    env = {
         **os.environ,
         "DATABASE_URL": url,
         "AUTH_JWT_SECRET": SECRET,
         "ENVIRONMENT": "production",
     }
-    service = Server(
-        "service",
-        [
-            str(bin_dir / "todo-api"),
+    env.pop("LOG_LEVEL", None)
+    if not access_log:
+        # The access line is written at INFO; everything else the service logs is WARNING or up.
+        env["LOG_LEVEL"] = "WARNING"
+    return env
+
+
+def start_service(name: str, server: str, url: str, workers: int, *, access_log: bool) -> Server:
+    """The service as deployed: `todo-api serve` on its own server, or the same app factory
+    on the other server when comparing servers."""
+    port = free_port()
+    if server == SERVICE_SERVER:
+        command = [
+            str(Path(sys.executable).with_name("todo-api")),
             "serve",
             "--port",
-            str(service_port),
+            str(port),
             "--workers",
             str(workers),
-        ],
-        service_env,
-        service_port,
-    )
-    baseline_env = {**os.environ, "BASELINE_DATABASE_URL": libpq_url(url), "PYTHONPATH": str(ROOT)}
-    baseline = Server(
-        "baseline",
-        [
-            str(bin_dir / "uvicorn"),
-            "bench.baseline:app",
-            "--port",
-            str(baseline_port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        baseline_env,
-        baseline_port,
-    )
-    return service, baseline
+        ]
+    else:
+        command = server_command(server, "todo_api.main:serve_app()", port, workers)
+    return Server(name, command, service_env(url, access_log=access_log), port)
 
 
-def print_table(results: list[Result], startups: dict[str, float]) -> None:
+def start_baseline(server: str, url: str, workers: int) -> Server:
+    port = free_port()
+    env = {**os.environ, "BASELINE_DATABASE_URL": libpq_url(url), "PYTHONPATH": str(ROOT)}
+    return Server(
+        "baseline", server_command(server, "bench.baseline:app", port, workers), env, port
+    )
+
+
+def time_help(runs: int = 5) -> float:
+    """The fastest of `runs` runs of `todo-api --help`, in seconds."""
+    todo_api = str(Path(sys.executable).with_name("todo-api"))
+    timings = []
+    for _ in range(runs):
+        began = time.monotonic()
+        subprocess.run([todo_api, "--help"], check=True, capture_output=True)
+        timings.append(time.monotonic() - began)
+    return min(timings)
+
+
+def time_startups(url: str) -> dict[str, float]:
+    """Seconds from `todo-api serve` to its first answered API request, 1 and 2 workers
+    (migrations already applied: the check that finds none pending is included)."""
+    startups = {}
+    for workers in (1, 2):
+        service = start_service("startup", SERVICE_SERVER, url, workers, access_log=True)
+        startups[f"serve, {workers} worker(s)"] = service.startup_s
+        service.stop()
+    return startups
+
+
+def print_table(results: list[Result], timings: dict[str, float]) -> None:
     header = (
-        f"{'scenario':<8} {'w':>1} {'target':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'scenario':<8} {'server':<8} {'target':<14} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'errors':>6} {'CPU us/req':>10} {'RSS MB':>7}"
     )
     print(header)
     print("-" * len(header))
-    by_key = {(r.scenario, r.workers, r.target): r for r in results}
+    by_key = {(r.scenario, r.server, r.target): r for r in results}
     for r in results:
         print(
-            f"{r.scenario:<8} {r.workers:>1} {r.target:<8} {r.rps:>8.0f} {r.p50_ms:>7.2f} "
+            f"{r.scenario:<8} {r.server:<8} {r.target:<14} {r.rps:>8.0f} {r.p50_ms:>7.2f} "
             f"{r.p99_ms:>7.2f} {r.errors:>6} {r.cpu_us_per_request:>10.0f} {r.peak_rss_mb:>7.1f}"
         )
     print()
-    print(f"{'scenario':<8} {'w':>1} {'req/s ratio':>11} {'p99 ratio':>9} {'CPU ratio':>9}")
-    for (scenario, workers, target), r in by_key.items():
+    print(
+        f"{'scenario':<8} {'server':<8} {'req/s ratio':>11} {'p99 ratio':>9} {'CPU ratio':>9} "
+        f"{'access log':>10}"
+    )
+    for (scenario, server, target), r in by_key.items():
         if target != "service":
             continue
-        base = by_key[(scenario, workers, "baseline")]
+        base = by_key[(scenario, server, "baseline")]
+        quiet = by_key.get((scenario, server, "service-nolog"))
+        log_share = (
+            f"{(r.cpu_us_per_request - quiet.cpu_us_per_request) / r.cpu_us_per_request:>9.1%}"
+            if quiet is not None
+            else f"{'-':>10}"
+        )
         print(
-            f"{scenario:<8} {workers:>1} {r.rps / base.rps:>11.2f} {r.p99_ms / base.p99_ms:>9.2f} "
-            f"{r.cpu_us_per_request / base.cpu_us_per_request:>9.2f}"
+            f"{scenario:<8} {server:<8} {r.rps / base.rps:>11.2f} {r.p99_ms / base.p99_ms:>9.2f} "
+            f"{r.cpu_us_per_request / base.cpu_us_per_request:>9.2f} {log_share:>10}"
         )
     print()
-    for name, seconds in startups.items():
-        print(f"startup to first answered request, {name}: {seconds:.2f} s")
+    print("access log: the share of the service's CPU per request that goes away without it")
+    for name, seconds in timings.items():
+        print(f"{name}: {seconds:.2f} s")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 10)))
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", 8)))
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--servers",
+        default=SERVICE_SERVER,
+        help=f"comma-separated, of {', '.join(SERVERS)}; each serves both service and baseline",
+    )
+    parser.add_argument(
+        "--no-quiet", action="store_true", help="skip the run without the access log"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
         return 2
+    servers = args.servers.split(",")
+    if unknown := set(servers) - set(SERVERS):
+        parser.error(f"unknown server(s): {', '.join(sorted(unknown))}")
     url = os.environ.get(
         "BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/todo_bench"
     )
     RESULTS.mkdir(exist_ok=True)
     ids = asyncio.run(prepare_database(url))
     results: list[Result] = []
-    startups: dict[str, float] = {}
+    timings = {"todo-api --help": time_help()}
+    timings.update(time_startups(url))
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.lua"
         write_lua_data(data, ids)
-        for workers in (int(w) for w in args.workers.split(",")):
-            service, baseline = start_servers(url, workers)
-            startups[f"service, {workers} worker(s)"] = service.startup_s
+        for server in servers:
+            targets = [
+                start_service("service", server, url, args.workers, access_log=True),
+                start_baseline(server, url, args.workers),
+            ]
+            if not args.no_quiet:
+                targets.append(
+                    start_service("service-nolog", server, url, args.workers, access_log=False)
+                )
             try:
                 for index, scenario in enumerate(args.scenarios.split(",")):
-                    order = (service, baseline) if index % 2 == 0 else (baseline, service)
-                    measured = {s.name: measure(s, scenario, workers, args, data) for s in order}
-                    results.extend([measured["service"], measured["baseline"]])
+                    # Rotate who goes first, so no target always meets a warmer machine.
+                    shift = index % len(targets)
+                    order = targets[shift:] + targets[:shift]
+                    measured = {t.name: measure(t, scenario, server, args, data) for t in order}
+                    results.extend(measured[t.name] for t in targets)
                     print(
-                        f"  {scenario} w={workers}: service {measured['service'].rps:.0f} req/s, "
-                        f"baseline {measured['baseline'].rps:.0f} req/s",
+                        f"  {scenario} {server}: "
+                        + ", ".join(f"{n} {r.rps:.0f} req/s" for n, r in measured.items()),
                         file=sys.stderr,
                     )
             finally:
-                service.stop()
-                baseline.stop()
-    print_table(results, startups)
+                for target in targets:
+                    target.stop()
+    print_table(results, timings)
     (RESULTS / "latest.json").write_text(
-        json.dumps({"results": [asdict(r) for r in results], "startup_s": startups}, indent=2)
+        json.dumps({"results": [asdict(r) for r in results], "timings_s": timings}, indent=2)
     )
     return 0
 
