@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from tests.support.factories import assert_problem
 from tests.support.observability import access_lines, json_lines
 from tests.support.tokens import SECRET, bearer, hs256_token
 from todo_api.db.database import Database
+from todo_api.observability.accesslog import flush_access_log, install_writer
 from todo_api.observability.logging import configure_logging
 
 # Made at import and used minutes later in a full run: valid for an hour, not five minutes.
@@ -36,6 +38,12 @@ TOUCHED_LOGGERS = (
 JSON = dict[str, Any]
 
 
+def written(capsys: pytest.CaptureFixture[str]) -> str:
+    """What the service wrote to stderr, once the access log's writer thread has caught up."""
+    flush_access_log()
+    return capsys.readouterr().err
+
+
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """`configure_logging` changes process-wide state; put it back after each test."""
@@ -44,6 +52,7 @@ def restore_logging() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in TOUCHED_LOGGERS]
     saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
     yield
+    install_writer(None)
     root.handlers[:], level = saved_root
     root.setLevel(level)
     for logger, handlers, logger_level, propagate, disabled in saved:
@@ -81,7 +90,7 @@ class TestJsonLines:
         )
 
         assert response.status_code == 200
-        [line] = access_lines(json_lines(capsys.readouterr().err))
+        [line] = access_lines(json_lines(written(capsys)))
         assert line["level"] == "info"
         assert line["request_id"] == "trace-access-1"
         assert line["http_method"] == "GET"
@@ -102,7 +111,7 @@ class TestJsonLines:
         response = await client.get("/api/alice/tasks")
 
         assert_problem(response, 401)
-        [line] = access_lines(json_lines(capsys.readouterr().err))
+        [line] = access_lines(json_lines(written(capsys)))
         assert line["status"] == 401
         assert line["user_id"] is None
 
@@ -115,7 +124,7 @@ class TestJsonLines:
         response = await client.get("/nowhere", headers={"X-Request-ID": sent} if sent else {})
 
         problem = assert_problem(response, 404)
-        [line] = access_lines(json_lines(capsys.readouterr().err))
+        [line] = access_lines(json_lines(written(capsys)))
         assert line["request_id"] == problem["request_id"] == response.headers["x-request-id"]
         if sent:
             assert line["request_id"] == sent
@@ -133,6 +142,29 @@ class TestJsonLines:
             ("uvicorn", "warning", "Shutting down"),
         ]  # uvicorn's own access line gives way to ours
         assert all(r["request_id"] == "-" for r in records)
+
+    async def test_the_text_access_line_has_the_records_format(
+        self, client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        configure_logging(make_settings(log_format="text"))
+
+        await client.get("/api/alice/tasks", headers={"X-Request-ID": "trace-text-1"})
+
+        [line] = [line for line in written(capsys).splitlines() if " todo_api.access " in line]
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO    todo_api.access \[trace-text-1\] "
+            r"GET /api/\{user_id\}/tasks 401 \d+\.\dms",
+            line,
+        )
+
+    async def test_no_access_line_below_info(
+        self, client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        configure_logging(make_settings(log_format="json", log_level="WARNING"))
+
+        await client.get("/api/alice/tasks")
+
+        assert written(capsys) == ""
 
     def test_text_lines_carry_the_request_id_too(self, capsys: pytest.CaptureFixture[str]) -> None:
         configure_logging(make_settings(log_format="text"))
@@ -164,7 +196,7 @@ class TestNothingSecretIsLogged:
         logging.getLogger("todo_api.probe").debug("debug records are written")
 
         assert created.status_code == 201
-        output = capsys.readouterr().err
+        output = written(capsys)
         records = json_lines(output)
         assert any(r["message"] == "debug records are written" for r in records)
         assert len(access_lines(records)) == 6

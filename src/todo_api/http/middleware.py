@@ -23,6 +23,7 @@ from todo_api.http.problems import (
     problem_response,
     unexpected_error_response,
 )
+from todo_api.observability.accesslog import log_access
 from todo_api.observability.metrics import METRICS_PATH, Metrics
 from todo_api.observability.requestctx import (
     RESPONSE_HEADERS_KEY,
@@ -32,7 +33,6 @@ from todo_api.observability.requestctx import (
     set_request_id,
 )
 
-access_logger = logging.getLogger("todo_api.access")
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -90,24 +90,16 @@ class RequestContextMiddleware:
             if metrics is not None:
                 metrics.in_flight.dec()
                 metrics.observe_request(scope["method"], template, status, elapsed)
-            duration_ms = elapsed * 1000
             # An unknown path has no template: it is logged as sent, escaped.
-            path = template or _printable(scope.get("path", ""))
-            access_logger.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                path,
-                status,
-                duration_ms,
-                extra={
-                    "http_method": scope["method"],
-                    "route": path,
-                    "status": status,
-                    "duration_ms": round(duration_ms, 2),
-                    "client": _client(scope),
-                    # Set once a token is verified (even if the request is then refused).
-                    "user_id": authenticated_user(scope),
-                },
+            log_access(
+                request_id=request_id,
+                method=scope["method"],
+                route=template or _printable(scope.get("path", "")),
+                status=status,
+                duration_ms=elapsed * 1000,
+                client=_client(scope),
+                # Set once a token is verified (even if the request is then refused).
+                user_id=authenticated_user(scope),
             )
             reset_request_id(token)
 
