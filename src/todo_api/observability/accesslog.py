@@ -4,6 +4,9 @@ A request hands its fields to a queue (one tuple, no `LogRecord`, no filter, no 
 lookup); a thread of its own formats the lines in the log's format (JSON or text, exactly as
 `observability.logging` writes every other record) and writes them in batches to the log's
 stream, under the stream handler's lock, so lines never interleave with other records.
+The two formats are written out here rather than through the handler's formatter: building a
+`LogRecord` per line and formatting it that way, even on this thread, measured at twice the
+cost (10 % of a `get` request's CPU against 4 %); tests hold both formats to the records'.
 
 Until `configure_logging` installs a writer (an app embedded in a host that configures logging
 itself), the line goes through the `todo_api.access` logger as an ordinary record.
