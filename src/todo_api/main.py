@@ -9,12 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from todo_api import __version__
 from todo_api.api import documented
-from todo_api.api.deps import admit
+from todo_api.api.guarded import GuardedRoute
 from todo_api.api.routes import health, metrics, tasks
 from todo_api.auth.guard import Guard
 from todo_api.config import Settings, load_settings
@@ -159,26 +158,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def require_guard(app: FastAPI) -> None:
-    """No `/api` route is public by accident: each must take its database through the guard."""
-    for path, dependant in _api_routes(app.routes):
-        if path.startswith("/api/"):
-            if not any(dep.call is admit for dep in dependant.dependencies):
-                raise RuntimeError(f"{path} does not depend on the guard (`admit`)")
+    """No `/api` route is public by accident: each must be a `GuardedRoute`."""
+    for path, route in _api_routes(app.routes):
+        if path.startswith("/api/") and not isinstance(route, GuardedRoute):
+            raise RuntimeError(f"{path} does not pass the guard (it is not a `GuardedRoute`)")
 
 
-def _api_routes(routes: Iterable[Any]) -> Iterator[tuple[str, Dependant]]:
-    """Every API route's path and dependencies, also those of included routers (which newer
-    FastAPI versions keep as one entry per router, with the routes it contributes)."""
+def _api_routes(routes: Iterable[Any]) -> Iterator[tuple[str, APIRoute]]:
+    """Every API route with its full path, also those of included routers (which newer FastAPI
+    versions keep as one entry per router, with the routes it contributes)."""
     for route in routes:
         if isinstance(route, APIRoute):
-            yield route.path, route.dependant
+            yield route.path, route
             continue
         contexts = getattr(route, "effective_route_contexts", None)
         if callable(contexts):
             for context in contexts():
-                dependant = getattr(context, "dependant", None)
-                if isinstance(dependant, Dependant):
-                    yield context.path, dependant
+                original = getattr(context, "original_route", None)
+                if isinstance(original, APIRoute):
+                    yield context.path, original
 
 
 def serve_app() -> FastAPI:

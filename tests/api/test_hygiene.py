@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Scope
 
 from tests.support.apps import build_app, client_for, close_app, database_url
 from tests.support.databases import make_settings
@@ -252,8 +253,8 @@ class TestResponseHeaders:
 
 
 class TestGuardBeforeBodyErrors:
-    """A body that is not JSON at all is read before the route's guard would run; the caller
-    still learns first that it is unauthenticated, forbidden or over budget."""
+    """The guard runs before the body is read: whatever the body, the caller learns first that it
+    is unauthenticated, forbidden or over budget."""
 
     async def test_malformed_json_without_a_token_is_401(self, guarded_app: FastAPI) -> None:
         async with client_for(guarded_app) as client:
@@ -262,6 +263,45 @@ class TestGuardBeforeBodyErrors:
             )
 
         assert_problem(response, 401)
+
+    async def test_a_refused_request_is_answered_without_reading_its_body(
+        self, guarded_app: FastAPI
+    ) -> None:
+        body = b'{"title": "never read"}'
+        reads = 0
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            nonlocal reads
+            reads += 1
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope: Scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "server": ("testserver", 80),
+            "client": ("127.0.0.1", 50000),
+            "root_path": "",
+            "path": "/api/alice/tasks",
+            "raw_path": b"/api/alice/tasks",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+        await guarded_app(scope, receive, send)
+
+        assert sent[0]["type"] == "http.response.start"
+        assert sent[0]["status"] == 401
+        assert reads == 0
 
     async def test_malformed_json_on_another_users_path_is_403(
         self, http: httpx.AsyncClient

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 import sentry_sdk
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
@@ -18,7 +18,7 @@ from tests.support.databases import make_settings
 from tests.support.factories import assert_problem
 from tests.support.tokens import SECRET, bearer, hs256_token
 from todo_api import main
-from todo_api.api.deps import admit
+from todo_api.api.guarded import GuardedRoute
 from todo_api.config import ConfigurationError, Settings, load_settings
 from todo_api.db.database import Database
 from todo_api.observability import errortracking
@@ -86,9 +86,9 @@ async def app(
     async def refuse_database() -> None:
         raise ConnectionRefusedError("database down")
 
-    guarded = [Depends(admit)]
-    application.add_api_route(FAILING, explode, methods=["POST"], dependencies=guarded)
-    application.add_api_route("/api/{user_id}/down", refuse_database, dependencies=guarded)
+    routes = application.router
+    routes.add_api_route(FAILING, explode, methods=["POST"], route_class_override=GuardedRoute)
+    routes.add_api_route("/api/{user_id}/down", refuse_database, route_class_override=GuardedRoute)
     yield application
     await close_app(application)
 

@@ -8,7 +8,6 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from todo_api.auth.guard import Guard
 from todo_api.db.database import Database
 from todo_api.users import USER_ID_MAX_LENGTH, USER_ID_PATTERN, is_valid_user_id
 
@@ -18,20 +17,7 @@ async def get_database(request: Request) -> Database:
     return database
 
 
-async def admit(request: Request) -> Database:
-    """Admit a request to `/api` (token, owner, budget), then hand the route its database.
-
-    One dependency does both: FastAPI solves each dependency at a measurable cost per request.
-    """
-    guard: Guard = request.app.state.guard
-    await guard.admit(request)
-    database: Database = request.app.state.database
-    return database
-
-
 DatabaseDep = Annotated[Database, Depends(get_database)]
-# Every /api route takes its database through the guard; `create_app` refuses one that does not.
-AdmittedDatabase = Annotated[Database, Depends(admit)]
 
 
 def _check_user_id(value: str) -> str:

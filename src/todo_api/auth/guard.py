@@ -13,7 +13,6 @@ from todo_api.config import Settings
 from todo_api.errors import Forbidden, RateLimited, Unauthorized
 from todo_api.observability.metrics import count_auth_failure, count_rate_limited
 from todo_api.observability.requestctx import (
-    GUARD_RAN_KEY,
     RESPONSE_HEADERS_KEY,
     USER_KEY,
     request_state,
@@ -44,7 +43,6 @@ class Guard:
 
     async def admit(self, request: Request) -> str | None:
         """The authenticated user id (None in open mode)."""
-        request.scope[GUARD_RAN_KEY] = True
         if self.verifier is None:
             await self._spend(request, _client_key(request))
             return None

@@ -23,7 +23,7 @@ from todo_api.errors import (
     InvalidParameter,
     UnsupportedMediaType,
 )
-from todo_api.observability.requestctx import GUARD_RAN_KEY, GUARDED_PREFIX, current_request_id
+from todo_api.observability.requestctx import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -150,15 +150,6 @@ def _has_body(request: Request) -> bool:
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
-    # A body that is not even JSON is rejected before the route's guard runs; the caller must
-    # still learn first that it is unauthenticated, forbidden or over budget.
-    guard = getattr(request.app.state, "guard", None)
-    if guard is not None and GUARD_RAN_KEY not in request.scope:
-        if request.scope["path"].startswith(GUARDED_PREFIX):
-            try:
-                await guard.admit(request)
-            except AppError as refusal:
-                return render_app_error(request, refusal)
     raw = list(cast(RequestValidationError, exc).errors())
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
     if body_errors and _has_body(request) and not _is_json_request(request):

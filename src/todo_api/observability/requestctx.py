@@ -10,8 +10,6 @@ from starlette.types import Scope
 
 # Requests under this prefix pass the guard.
 GUARDED_PREFIX = "/api/"
-# Set by the guard once it has looked at a request.
-GUARD_RAN_KEY = "todo_api.guarded"
 # In `scope["state"]`: the authenticated user (for the access log and error reports), and
 # headers every response to the request carries (the rate-limit headers).
 USER_KEY = "user_id"

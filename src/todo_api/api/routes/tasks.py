@@ -12,7 +12,8 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from todo_api.api import documented
-from todo_api.api.deps import AdmittedDatabase, TaskID, UserID
+from todo_api.api.deps import DatabaseDep, TaskID, UserID
+from todo_api.api.guarded import GuardedRoute
 from todo_api.config import Settings
 from todo_api.db.database import Database, Executor
 from todo_api.errors import InvalidParameter, SyncHorizonPassed
@@ -36,7 +37,8 @@ ANY_VERSION: list[EntityTag] = []
 # Characters a path segment may hold unencoded (RFC 3986 pchar).
 PATH_SAFE = "!$&'()*+,;=:@-._~"
 
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"])
+# Every route here passes the guard before anything else (see `GuardedRoute`).
+router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], route_class=GuardedRoute)
 
 
 class TaskIdConvertor(Convertor[str]):
@@ -91,7 +93,7 @@ _LISTED: dict[int | str, dict[str, Any]] = {
 )
 async def list_tasks(
     request: Request,
-    db: AdmittedDatabase,
+    db: DatabaseDep,
     user_id: UserID,
     query: Annotated[TaskListQuery, Query()],
 ) -> Response:
@@ -153,7 +155,7 @@ def _next_page_url(request: Request, cursor: str) -> str:
     summary="Clear completed tasks",
 )
 async def clear_completed(
-    db: AdmittedDatabase, user_id: UserID, _query: Annotated[ClearQuery, Query()]
+    db: DatabaseDep, user_id: UserID, _query: Annotated[ClearQuery, Query()]
 ) -> Response:
     """Delete all the user's completed tasks at once; `completed=true` is required, so a
     request without it deletes nothing (400)."""
@@ -167,7 +169,7 @@ async def clear_completed(
     responses=documented.COMMON,
     summary="Summarize a user's tasks",
 )
-async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
+async def task_stats(db: DatabaseDep, user_id: UserID) -> Response:
     """How many tasks the user has: in all, completed, pending, overdue and by priority."""
     stats = await listing.task_stats(db, user_id=user_id)
     return JSONResponse(stats)
@@ -182,7 +184,7 @@ async def task_stats(db: AdmittedDatabase, user_id: UserID) -> Response:
     summary="Create a task",
 )
 async def create_task(
-    request: Request, db: AdmittedDatabase, user_id: UserID, data: TaskCreate
+    request: Request, db: DatabaseDep, user_id: UserID, data: TaskCreate
 ) -> Response:
     """Create a task; the response's `Location` header is its URL.
 
@@ -205,9 +207,7 @@ async def create_task(
     openapi_extra={"parameters": [documented.IF_NONE_MATCH]},
     summary="Get a task",
 )
-async def get_task(
-    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID
-) -> Response:
+async def get_task(request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
     """One task of the user. With `If-None-Match` naming its current ETag: 304, no body."""
     row = await service.get_task(db, user_id=user_id, task_id=task_id)
     if _not_modified(request, row["version"]):
@@ -226,7 +226,7 @@ _UPDATE_ROUTE: dict[str, Any] = {
 
 @router.put("/{task_id:task}", summary="Update a task", **_UPDATE_ROUTE)
 async def replace_task(
-    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """Change the fields sent; omitted fields keep their value, `description: null` clears it."""
     row = await service.update_task(
@@ -237,7 +237,7 @@ async def replace_task(
 
 @router.patch("/{task_id:task}", summary="Patch a task", **_UPDATE_ROUTE)
 async def patch_task(
-    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
     return await replace_task(request, db, user_id, task_id, changes)
@@ -257,7 +257,7 @@ async def patch_task(
 )
 async def complete_task(
     request: Request,
-    db: AdmittedDatabase,
+    db: DatabaseDep,
     user_id: UserID,
     task_id: TaskID,
     body: Annotated[TaskCompletion | None, Body()] = None,
@@ -292,7 +292,7 @@ async def complete_task(
     summary="Delete a task",
 )
 async def delete_task(
-    request: Request, db: AdmittedDatabase, user_id: UserID, task_id: TaskID
+    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID
 ) -> Response:
     """Delete a task: it is gone from every read and write (404), and incremental sync lists
     it as a tombstone until TOMBSTONE_RETENTION_DAYS have passed."""
