@@ -20,12 +20,7 @@ from todo_api.config import Settings, load_settings
 from todo_api.db.connect import create_database
 from todo_api.db.database import Database
 from todo_api.db.faults import is_database_unavailable
-from todo_api.http.middleware import (
-    BodyLimitMiddleware,
-    ProblemCORSMiddleware,
-    RequestContextMiddleware,
-    UnhandledErrorMiddleware,
-)
+from todo_api.http.middleware import RequestMiddleware
 from todo_api.http.openapi import build_openapi
 from todo_api.http.problems import install_error_handlers
 from todo_api.http.responses import JSONResponse
@@ -122,37 +117,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(metrics.router)
     require_guard(app)
     install_error_handlers(app)
-    # Outermost last: request id and access log, then CORS, then the last-resort error handler.
-    app.add_middleware(BodyLimitMiddleware, max_body_size=settings.max_body_size)
     if error_tracking:
         app.add_middleware(ErrorReportingMiddleware, is_outage=is_database_unavailable)
-    app.add_middleware(UnhandledErrorMiddleware, is_outage=is_database_unavailable)
     app.add_middleware(
-        ProblemCORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=[
-            "Authorization",
-            "Content-Type",
-            "X-Request-ID",
-            "If-Match",
-            "If-None-Match",
-            "Idempotency-Key",
-        ],
-        expose_headers=[
-            "Location",
-            "ETag",
-            "Link",
-            "Idempotent-Replayed",
-            "X-Request-ID",
-            "Retry-After",
-            "WWW-Authenticate",
-            "RateLimit",
-            "RateLimit-Policy",
-        ],
-        max_age=600,
+        RequestMiddleware,
+        cors_origins=settings.cors_origins,
+        max_body_size=settings.max_body_size,
+        is_outage=is_database_unavailable,
+        metrics=app.state.metrics,
     )
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -350,6 +350,21 @@ class TestCors:
         assert "access-control-allow-origin" not in response.headers
         assert "access-control-allow-credentials" not in response.headers
 
+    @pytest.mark.parametrize("path", ["/api/alice/tasks", "/health", "/nope"])
+    async def test_a_request_without_origin_gets_vary_and_no_cors_headers(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        """A cache must not hand the answer to a browser asking from an allowed origin."""
+        response = await client.get(path)
+
+        assert response.headers.get_list("vary") == ["Origin"]
+        assert not [name for name in response.headers if name.startswith("access-control-")]
+
+    async def test_vary_is_sent_once_to_a_listed_origin(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/api/alice/tasks", headers={"Origin": ALLOWED_ORIGIN})
+
+        assert response.headers.get_list("vary") == ["Origin"]
+
     @pytest.mark.parametrize(
         ("path", "error", "status"),
         [

@@ -1,7 +1,6 @@
-"""Pure ASGI middleware: request ids and the access log, CORS, the last-resort error handler.
-
-Starlette's `BaseHTTPMiddleware` costs a task and a stream per request; these do not.
-"""
+"""The service's own ASGI middleware: request ids and the access log, CORS, the last-resort
+error handler and the body limit, in one pure ASGI class (Starlette's `BaseHTTPMiddleware`
+costs a task and a stream per request; a stack of layers a call and a wrapped `send` each)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
@@ -44,38 +43,98 @@ _COMMON_HEADERS = ((b"x-content-type-options", b"nosniff"),)
 _API_HEADERS = (*_COMMON_HEADERS, (b"cache-control", b"no-store"))
 
 
-class RequestContextMiddleware:
-    """Accepts or generates `X-Request-ID`, echoes it and logs one access line per request.
+CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-Request-ID",
+    "If-Match",
+    "If-None-Match",
+    "Idempotency-Key",
+)
+CORS_EXPOSE_HEADERS = (
+    "Location",
+    "ETag",
+    "Link",
+    "Idempotent-Replayed",
+    "X-Request-ID",
+    "Retry-After",
+    "WWW-Authenticate",
+    "RateLimit",
+    "RateLimit-Policy",
+)
+CORS_MAX_AGE_S = 600
 
-    It also adds the response headers every answer carries, and those a dependency left in
-    `scope["state"]` (the rate-limit headers), which a returned `Response` would otherwise drop,
-    and with `metrics` counts the request (scrapes of `/metrics` aside).
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_VARY_ORIGIN = (b"vary", b"Origin")
+
+
+class RequestMiddleware:
+    """The one layer around the application every HTTP request passes, in this order:
+
+    1. its id: `X-Request-ID` accepted or generated, echoed, and current for the logs;
+    2. CORS, through Starlette's `CORSMiddleware` for a request with an `Origin` (a refused
+       preflight answered as problem+json); one without gets only `Vary: Origin`;
+    3. the last-resort error handler: an exception no handler claimed becomes a problem+json 500
+       (503 for database faults), inside CORS, so a browser can read it;
+    4. the body limit: a body over `max_body_size` bytes is refused with 413 without being read
+       whole (a declared `Content-Length` before the app runs, a chunked one as it arrives).
+
+    When the response starts it adds the headers every answer carries, and those the guard left
+    in `scope["state"]` (the rate-limit headers), which a returned `Response` would otherwise
+    drop. When the request ends it writes the access line and, with `metrics`, counts the request
+    (scrapes of `/metrics` aside).
+
+    Written as one plain class rather than a stack of middleware: each layer of a stack costs
+    every request a call, a closure and a wrapped `send`.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cors_origins: Sequence[str],
+        max_body_size: int,
+        is_outage: Callable[[BaseException], bool],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
+        self.max_body_size = max_body_size
+        # Whether an exception means the database cannot serve (503), not a bug (500).
+        self.is_outage = is_outage
         self.metrics = metrics
+        self.cors = CORSMiddleware(
+            self._shielded,
+            allow_origins=cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            max_age=CORS_MAX_AGE_S,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope)
+        request_id, origin = _request_id_and_origin(scope["headers"])
         token = set_request_id(request_id)
-        header = (REQUEST_ID_HEADER, request_id.encode())
-        is_api = scope["path"].startswith("/api/")
-        common_headers = _API_HEADERS if is_api else _COMMON_HEADERS
+        added = [
+            (REQUEST_ID_HEADER, request_id.encode()),
+            *(_API_HEADERS if scope["path"].startswith("/api/") else _COMMON_HEADERS),
+        ]
+        if origin is None:
+            added.append(_VARY_ORIGIN)
         status = 500
         metrics = self.metrics if scope["path"] != METRICS_PATH else None
         if metrics is not None:
             metrics.in_flight.inc()
         began = time.perf_counter()
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", ()), header, *common_headers]
+                headers = [*message.get("headers", ()), *added]
                 extra = scope.get("state", {}).get(RESPONSE_HEADERS_KEY)
                 if extra:
                     headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
@@ -83,7 +142,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if origin is None:
+                await self._shielded(scope, receive, send_with_headers)
+            else:
+                await self._cors(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - began
             template = route_template(scope)
@@ -103,22 +165,18 @@ class RequestContextMiddleware:
             )
             reset_request_id(token)
 
-
-class UnhandledErrorMiddleware:
-    """Turns an exception no handler claimed into a problem+json 500 (503 for database faults).
-
-    It sits inside the CORS middleware, so a browser can read these errors too.
-    """
-
-    def __init__(self, app: ASGIApp, *, is_outage: Callable[[BaseException], bool]) -> None:
-        self.app = app
-        # Whether an exception means the database cannot serve (503), not a bug (500).
-        self.is_outage = is_outage
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    async def _cors(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            response = self.cors.preflight_response(request_headers=headers)
+            if response.status_code == 400:
+                response = _refused_preflight(scope["path"], response)
+            await response(scope, receive, send)
             return
+        await self.cors.simple_response(scope, receive, send, request_headers=headers)
+
+    async def _shielded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The application behind the body limit and the last-resort error handler."""
         started = False
 
         async def tracking_send(message: Message) -> None:
@@ -128,7 +186,10 @@ class UnhandledErrorMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            if scope["method"] in _METHODS_WITH_BODY:
+                await self._limited(scope, receive, tracking_send)
+            else:
+                await self.app(scope, receive, tracking_send)
         except Exception as exc:
             if started:
                 logger.error("error after the response started", exc_info=exc)
@@ -137,25 +198,7 @@ class UnhandledErrorMiddleware:
             response = unexpected_error_response(scope["path"], exc, outage=outage)
             await response(scope, receive, send)
 
-
-_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
-
-
-class BodyLimitMiddleware:
-    """Refuses request bodies over `max_body_size` bytes with 413, without reading them whole.
-
-    A declared `Content-Length` over the limit is refused before the app runs; a chunked body is
-    counted as it arrives and reading stops at the limit.
-    """
-
-    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
-        self.app = app
-        self.max_body_size = max_body_size
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _METHODS_WITH_BODY:
-            await self.app(scope, receive, send)
-            return
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
             await body_too_large_response(scope["path"], self.max_body_size)(scope, receive, send)
@@ -173,21 +216,6 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-class ProblemCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS handling, with a refused preflight answered as problem+json."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "OPTIONS":
-            headers = Headers(scope=scope)
-            if "origin" in headers and "access-control-request-method" in headers:
-                response = self.preflight_response(request_headers=headers)
-                if response.status_code == 400:
-                    response = _refused_preflight(scope["path"], response)
-                await response(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
 
 
 def _refused_preflight(path: str, refusal: Response) -> Response:
@@ -214,14 +242,20 @@ def _printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _incoming_request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER:
+def _request_id_and_origin(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bytes | None]:
+    """The request's id (its own `X-Request-ID` if valid, else a new one) and its `Origin`."""
+    request_id: str | None = None
+    seen_id = False
+    origin: bytes | None = None
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER and not seen_id:
+            # Only the first counts; an invalid one is replaced, not passed over.
+            seen_id = True
             if _VALID_REQUEST_ID.match(value):
-                request_id: str = value.decode()
-                return request_id
-            break
-    return uuid.uuid4().hex
+                request_id = value.decode()
+        elif name == b"origin" and origin is None:
+            origin = value
+    return request_id or uuid.uuid4().hex, origin
 
 
 def _client(scope: Scope) -> str | None:

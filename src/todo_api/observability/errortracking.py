@@ -96,7 +96,8 @@ def flush_error_tracking() -> None:
 
 class ErrorReportingMiddleware:
     """Reports an exception that will become a 500 to Sentry, tagged with the request id and the
-    user id, then lets it on to `UnhandledErrorMiddleware` (which sits just outside this one)."""
+    user id, then lets it on to the last-resort handler of `RequestMiddleware` (just outside
+    this one)."""
 
     def __init__(self, app: ASGIApp, *, is_outage: Callable[[BaseException], bool]) -> None:
         self.app = app
