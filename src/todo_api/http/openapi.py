@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from todo_api.errors import AppError
+from todo_api.errors import AppError, Forbidden, RateLimited, Unauthorized
 from todo_api.http.problems import PROBLEM_CONTENT_TYPE, app_error_body
 from todo_api.observability.requestctx import GUARDED_PREFIX
 from todo_api.schemas.problem import Problem
@@ -44,8 +44,14 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     # Validation failures are answered with 400 problem+json, never FastAPI's default 422.
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    # The guard runs inside a dependency of its own, so the bearer scheme is declared here.
-    auth_enabled = app.state.settings.auth_enabled
+    # The guard runs before FastAPI's dependencies, so the bearer scheme is declared here; each
+    # guarded route declares every refusal the guard can give, and those this configuration
+    # never sends are left out.
+    settings = app.state.settings
+    auth_enabled = settings.auth_enabled
+    never_sent = set() if auth_enabled else {str(Unauthorized.status), str(Forbidden.status)}
+    if settings.effective_rate_limit == "0":
+        never_sent.add(str(RateLimited.status))
     if auth_enabled:
         document["components"]["securitySchemes"] = {"HTTPBearer": BEARER_SCHEME}
     for path, path_item in document.get("paths", {}).items():
@@ -53,8 +59,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             responses = operation.get("responses", {})
             if _is_frameworks_validation_error(responses.get("422")):
                 responses.pop("422")
-            if auth_enabled and path.startswith(GUARDED_PREFIX):
-                operation["security"] = [{"HTTPBearer": []}]
+            if path.startswith(GUARDED_PREFIX):
+                for status in never_sent:
+                    responses.pop(status, None)
+                if auth_enabled:
+                    operation["security"] = [{"HTTPBearer": []}]
     app.openapi_schema = document
     return document
 

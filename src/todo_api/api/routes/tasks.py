@@ -38,7 +38,12 @@ ANY_VERSION: list[EntityTag] = []
 PATH_SAFE = "!$&'()*+,;=:@-._~"
 
 # Every route here passes the guard before anything else (see `GuardedRoute`).
-router = APIRouter(prefix="/api/{user_id}/tasks", tags=["tasks"], route_class=GuardedRoute)
+router = APIRouter(
+    prefix="/api/{user_id}/tasks",
+    tags=["tasks"],
+    route_class=GuardedRoute,
+    default_response_class=JSONResponse,
+)
 
 
 class TaskIdConvertor(Convertor[str]):
