@@ -274,6 +274,50 @@ class TestUnusualTags:
 
         assert assert_tagged(response) == task
 
+    @EVERY_WRITE
+    @pytest.mark.parametrize("tag", [f'"{"9" * 1020}"', "9" * 1024, f'"1", "{"9" * 1000}"'])
+    async def test_a_version_of_a_thousand_digits_is_stale(
+        self, client: httpx.AsyncClient, write: Write, tag: str
+    ) -> None:
+        # A well-formed tag within the header's limit, naming no version however long it is.
+        before = await task_at_version(client, 2)
+
+        response = await write.send(client, before, if_match(tag))
+
+        assert_precondition_failed(response, current=2)
+        await assert_unwritten(client, before)
+
+    async def test_a_thousand_digits_in_if_none_match_get_the_task(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        task = await task_at_version(client, 2)
+
+        response = await client.get(url(task), headers=if_none_match(f'"{"9" * 1020}"'))
+
+        assert assert_tagged(response) == task
+
+    @pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
+    @pytest.mark.parametrize(
+        "value",
+        [", ".join(['"2"'] * 300), f'"{"9" * 4301}"'],
+        ids=["a-long-list", "more-digits-than-int-takes"],
+    )
+    async def test_a_header_over_1_kib_is_refused_naming_it(
+        self, client: httpx.AsyncClient, header: str, value: str
+    ) -> None:
+        before = await task_at_version(client, 2)
+
+        if header == "If-Match":
+            response = await client.patch(
+                url(before), json={"title": "No"}, headers={header: value}
+            )
+        else:
+            response = await client.get(url(before), headers={header: value})
+
+        body = assert_problem(response, 400, fields=[header])
+        assert "1024" in body["errors"][0]["message"]
+        await assert_unwritten(client, before)
+
     async def test_a_leading_zero_is_another_tag(self, client: httpx.AsyncClient) -> None:
         # Strong comparison is character by character: "01" is not the ETag "1".
         before = await task_at_version(client, 1)

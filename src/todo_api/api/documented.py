@@ -22,6 +22,7 @@ from todo_api.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from todo_api.http.etags import ENTITY_TAGS_PATTERN, MAX_HEADER_LENGTH
 from todo_api.http.openapi import OpenAPIResponses, problem_responses
 
 COMMON = problem_responses(InvalidParameter, InternalError, ServiceUnavailable)
@@ -46,13 +47,10 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
         "headers": {"ETag": ETAG_HEADER},
     },
 }
-# `*`, or a comma-separated list of (weak or strong) entity tags; a bare token (`3`) is taken
-# for the quoted tag (`"3"`) it stands for.
-_TAG = '(W/)?("[!#-~]*"|[!#-+\\x2d-~]+)'
-_LIST_OF_TAGS = f"^(\\*|{_TAG}( *, *{_TAG})*)$"
 _ENTITY_TAGS_SCHEMA = {
     "type": "string",
-    "pattern": _LIST_OF_TAGS,
+    "pattern": ENTITY_TAGS_PATTERN,
+    "maxLength": MAX_HEADER_LENGTH,
     "examples": ['"3"'],
 }
 IF_MATCH = {

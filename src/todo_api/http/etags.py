@@ -7,17 +7,29 @@ from dataclasses import dataclass
 
 from todo_api.errors import entity_tag
 
-__all__ = ["ANY", "EntityTag", "entity_tag", "parse_entity_tags"]
+__all__ = [
+    "ANY",
+    "ENTITY_TAGS_PATTERN",
+    "MAX_HEADER_LENGTH",
+    "EntityTag",
+    "entity_tag",
+    "parse_entity_tags",
+]
 
-# One entity tag of a list: optionally weak (`W/`), then a quoted string without quotes, then a
-# comma or the end (commas may also stand alone: empty list elements are allowed). A bare token
-# (`3`, a common client slip) is read as the quoted tag it was meant to be.
-_ENTITY_TAG = re.compile(
-    r'[\s,]*(W/)?(?:"([\x21\x23-\x7e\x80-\xff]*)"|([\x21\x23-\x2b\x2d-\x7e]+))\s*(?:,|$)'
-)
+# One entity tag: optionally weak (`W/`), then a quoted string without quotes (RFC 9110 §8.8.3);
+# a bare token (`3`, a common client slip) is read as the quoted tag it was meant to be.
+_TAG = '(W/)?(?:"([\\x21\\x23-\\x7e\\x80-\\xff]*)"|([\\x21\\x23-\\x2b\\x2d-\\x7e]+))'
+# `*`, or a list of tags (RFC 9110 §5.6.1): commas with optional spaces or tabs between them,
+# empty elements allowed. What the OpenAPI document publishes, and exactly what is accepted.
+ENTITY_TAGS_PATTERN = f"^(?:[ \\t]*\\*[ \\t]*|[ \\t,]*{_TAG}(?:[ \\t]*,[ \\t,]*{_TAG})*[ \\t,]*)$"
+_ENTITY_TAGS = re.compile(ENTITY_TAGS_PATTERN)
+_ONE_TAG = re.compile(_TAG)
+# Longer is no list of tags this service would have sent; it is refused before it is parsed.
+MAX_HEADER_LENGTH = 1024
 ANY = "*"
 # Versions are a 32-bit column.
 MAX_VERSION = 2**31 - 1
+_MAX_VERSION_DIGITS = len(str(MAX_VERSION))
 
 
 @dataclass(frozen=True)
@@ -31,25 +43,22 @@ class EntityTag:
         opaque = self.opaque
         if not (opaque.isascii() and opaque.isdigit()) or (opaque[0] == "0" and opaque != "0"):
             return None
+        if len(opaque) > _MAX_VERSION_DIGITS:
+            return None
         version = int(opaque)
         return version if version <= MAX_VERSION else None
 
 
 def parse_entity_tags(header: str) -> list[EntityTag] | None:
     """`If-Match`/`If-None-Match`: a list of tags, or None for `*` (any current version).
-    Raises ValueError for a value that is neither."""
-    if header.strip() == ANY:
+    Raises ValueError for a value that is neither, or longer than `MAX_HEADER_LENGTH`."""
+    if len(header) > MAX_HEADER_LENGTH:
+        raise ValueError(f"longer than {MAX_HEADER_LENGTH} characters")
+    if _ENTITY_TAGS.fullmatch(header) is None:
+        raise ValueError(f"not a list of entity tags: {header[:60]!r}")
+    if header.strip(" \t") == ANY:
         return None
-    tags = []
-    position = 0
-    rest = header.rstrip(", \t")
-    while position < len(rest):
-        match = _ENTITY_TAG.match(rest, position)
-        if match is None:
-            raise ValueError(f"not a list of entity tags: {header[:60]!r}")
-        opaque = match.group(2) if match.group(2) is not None else match.group(3)
-        tags.append(EntityTag(weak=match.group(1) is not None, opaque=opaque))
-        position = match.end()
-    if not tags:
-        raise ValueError("no entity tag")
-    return tags
+    return [
+        EntityTag(weak=match.group(1) is not None, opaque=match.group(2) or match.group(3) or "")
+        for match in _ONE_TAG.finditer(header)
+    ]

@@ -17,7 +17,7 @@ from todo_api.api.guarded import GuardedRoute
 from todo_api.config import Settings
 from todo_api.db.database import Database, Executor
 from todo_api.errors import InvalidParameter, SyncHorizonPassed
-from todo_api.http.etags import EntityTag, entity_tag, parse_entity_tags
+from todo_api.http.etags import MAX_HEADER_LENGTH, EntityTag, entity_tag, parse_entity_tags
 from todo_api.http.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
 from todo_api.schemas.task import (
@@ -347,6 +347,9 @@ def _entity_tags(request: Request, header: str) -> list[EntityTag] | None:
     if not lines:
         return None
     value = ", ".join(lines)
+    if len(value) > MAX_HEADER_LENGTH:
+        message = f"must be at most {MAX_HEADER_LENGTH} characters"
+        raise InvalidParameter(header, message, type_="header_too_long")
     try:
         tags = parse_entity_tags(value)
     except ValueError:
