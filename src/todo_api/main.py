@@ -93,6 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # match each request twice, through a layer of its own, before a route runs.
         routes=tasks.router.routes,
         default_response_class=JSONResponse,
+        # A path with a trailing slash is not found: a redirect would name the Host header's
+        # site, before authentication (an open redirect for anyone who can set that header).
+        redirect_slashes=False,
         # FastAPI's built-in OpenTelemetry hooks check the global providers on every request;
         # this service configures no OpenTelemetry, so they would only cost time.
         telemetry={"tracing": False, "metrics": False, "logs": False},

@@ -50,6 +50,18 @@ class TestNotFound:
         assert isinstance(problem["detail"], str)
         assert problem["detail"]
 
+    @pytest.mark.parametrize(
+        "path", ["/api/alice/tasks/", f"/api/alice/tasks/{SOME_TASK_ID}/", "/health/", "/docs/"]
+    )
+    async def test_a_trailing_slash_is_not_found_rather_than_redirected(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        # A redirect would be built from the Host header, before authentication.
+        response = await client.get(path, headers={"Host": "evil.example"})
+
+        assert_problem(response, 404)
+        assert "location" not in response.headers
+
     async def test_unknown_route_and_missing_task_share_type_and_title(
         self, client: httpx.AsyncClient
     ) -> None:
