@@ -82,6 +82,15 @@ class InvalidParameter(AppError):
         return cls("title", "must be 1-200 characters after trimming", type_="string_too_long")
 
 
+class RepeatedCredentials(InvalidParameter):
+    """More than one `Authorization` header: 400 `invalid_request` (RFC 6750 §3.1). Which one
+    counts would be a guess, and a proxy that guessed otherwise would see another caller."""
+
+    def __init__(self) -> None:
+        super().__init__("Authorization", "must be sent once", type_="repeated_header")
+        self.headers = {"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_request"'}
+
+
 class UnsupportedMediaType(AppError):
     status = 415
     type = "/problems/unsupported-media-type"
@@ -240,6 +249,7 @@ class IdentityProviderUnavailable(ServiceUnavailable):
 # Why a request was refused, as the metrics count it: a fixed word, never anything from the token.
 AuthFailure = Literal[
     "missing",
+    "repeated_header",
     "malformed_header",
     "malformed",
     "expired",

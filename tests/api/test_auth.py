@@ -232,6 +232,35 @@ class TestRefusedCredentials:
         assert_unauthorized(response, None)
 
 
+class TestRepeatedCredentials:
+    @pytest.mark.parametrize("users", [("alice", "bob"), ("bob", "alice"), ("alice", "alice")])
+    async def test_two_authorization_headers_are_an_invalid_request(
+        self, serve: Serve, users: tuple[str, str]
+    ) -> None:
+        # Whichever one the service took, a proxy reading the other would see another caller.
+        client = await serve(**HS_CONFIG)
+        headers = [("Authorization", f"Bearer {token_for(user)}") for user in users]
+
+        response = await client.get("/api/alice/tasks", headers=headers)
+
+        body = assert_problem(response, 400, fields=["Authorization"])
+        assert body["errors"][0]["type"] == "repeated_header"
+        assert response.headers.get_list("www-authenticate") == [
+            f'{REALM_CHALLENGE}, error="invalid_request"'
+        ]
+
+    async def test_a_write_with_two_authorization_headers_changes_nothing(
+        self, serve: Serve
+    ) -> None:
+        client = await serve(**HS_CONFIG)
+        headers = [("Authorization", f"Bearer {token_for('alice')}")] * 2
+
+        response = await client.post("/api/alice/tasks", json={"title": "No"}, headers=headers)
+
+        assert_problem(response, 400, fields=["Authorization"])
+        assert await tasks_of(client, "alice", token_for("alice")) == []
+
+
 class TestForeignUser:
     @PROTECTED
     async def test_another_users_path_is_403_and_their_data_is_unchanged(

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from todo_api.auth.ratelimit import RateLimiter, create_rate_limiter
 from todo_api.auth.tokens import TokenVerifier
 from todo_api.config import Settings
-from todo_api.errors import Forbidden, RateLimited, Unauthorized
+from todo_api.errors import Forbidden, RateLimited, RepeatedCredentials, Unauthorized
 from todo_api.observability.metrics import count_auth_failure, count_rate_limited
 from todo_api.observability.requestctx import (
     RESPONSE_HEADERS_KEY,
@@ -52,6 +52,10 @@ class Guard:
             count_auth_failure(refusal.reason)
             await self._spend(request, _client_key(request))
             raise
+        except RepeatedCredentials:
+            count_auth_failure("repeated_header")
+            await self._spend(request, _client_key(request))
+            raise
         request_state(request.scope)[USER_KEY] = user_id
         await self._spend(request, f"user:{user_id}")
         if request.path_params.get("user_id") != user_id:
@@ -74,9 +78,12 @@ class Guard:
 
 def bearer_token(request: Request) -> str:
     """The token of the request's `Authorization: Bearer <token>` header; 401 without one."""
-    header = request.headers.get("authorization")
-    if header is None:
+    headers = request.headers.getlist("authorization")
+    if not headers:
         raise Unauthorized()
+    if len(headers) > 1:
+        raise RepeatedCredentials()
+    header = headers[0]
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:

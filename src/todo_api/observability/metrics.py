@@ -105,7 +105,7 @@ class Metrics:
         self.query_duration = {op: query_duration.labels(op) for op in ("fetch", "execute")}
         self.auth_failures = Counter(
             "todo_api_auth_failures",
-            "Requests refused by authentication (401) or the owner check (403), by reason.",
+            "Requests refused by authentication (400, 401) or the owner check (403), by reason.",
             ["reason"],
             registry=registry,
         )
