@@ -27,6 +27,11 @@ T = TypeVar("T")
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 
+# Idle keep-alive connections stay open longer than any `Retry-After` a client may wait out on
+# them: a database fault's 5 s, a per-minute rate-limit window's reset (uvicorn's default is 5 s,
+# so a client that waited exactly as told raced the server closing the connection).
+KEEP_ALIVE_S = 75
+
 
 def _say(message: str) -> None:
     sys.stderr.write(f"{message}\n")
@@ -195,6 +200,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         proxy_headers=True,
+        timeout_keep_alive=KEEP_ALIVE_S,
         # SIGTERM: stop accepting, let requests in flight finish (bounded), then close the pool.
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )

@@ -4,6 +4,7 @@ log it writes, and metrics that add up across several worker processes."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tests.support.observability import access_lines, json_lines, sample, series_labels
 from tests.support.processes import launch, serving
 from tests.support.tokens import SECRET, bearer, hs256_token
+from todo_api.errors import DB_RETRY_AFTER_SECONDS
 
 # Made at import and used minutes later in a full run: valid for an hour, not five minutes.
 TOKEN = hs256_token("alice", ttl=3600)
@@ -58,6 +60,25 @@ class TestServedHeaders:
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer realm="todo-api"'
         assert "server" not in response.headers
+
+    def test_an_idle_connection_outlives_the_retry_after_of_a_fault(self, served: str) -> None:
+        # A client told `Retry-After: 5` that waits it out may reuse its connection.
+        host, port = served.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            conn.request("GET", "/health/live")
+            first = conn.getresponse()
+            first.read()
+            socket_used = conn.sock
+            time.sleep(DB_RETRY_AFTER_SECONDS + 1)
+            conn.request("GET", "/health/live")
+            second = conn.getresponse()  # RemoteDisconnected if the server closed it meanwhile
+            second.read()
+            assert conn.sock is socket_used
+        finally:
+            conn.close()
+
+        assert (first.status, second.status) == (200, 200)
 
 
 # --- the log (tests/observability/test_logging.py checks it in process) ---------------------------
