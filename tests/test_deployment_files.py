@@ -323,6 +323,24 @@ def test_pgbouncer_pools_transactions_with_explicit_sizes(services: dict[str, An
     assert "healthcheck" in pgbouncer
 
 
+def workers(service: dict[str, Any]) -> int:
+    command = [str(part) for part in service.get("command", [])]
+    return int(command[command.index("--workers") + 1]) if "--workers" in command else 1
+
+
+def test_api_with_several_workers_shares_its_rate_limits_through_redis(
+    services: dict[str, Any],
+) -> None:
+    api = services["api"]
+    assert workers(api) > 1
+    url = make_url(interpolate(environment(api)["REDIS_URL"]))
+    assert url.drivername == "redis"
+    assert url.host in services
+    assert str(services[url.host]["image"]).split(":")[0] == "redis"
+    assert "redis-cli" in " ".join(services[url.host]["healthcheck"]["test"])
+    assert depends_on(api)[url.host] == "service_healthy"
+
+
 def test_api_goes_through_pgbouncer(services: dict[str, Any]) -> None:
     api = services["api"]
     url = database_url(api)
@@ -348,6 +366,7 @@ def test_api_starts_after_healthy_databases_and_a_finished_migration(
     assert depends_on(api) == {
         "db": "service_healthy",
         "pgbouncer": "service_healthy",
+        "redis": "service_healthy",
         "migrate": "service_completed_successfully",
     }
     # The migration already ran: the server must not repeat it through the pooler.
