@@ -357,3 +357,65 @@ class TestMissingContentType:
         response = await http.post("/api/alice/tasks")
 
         assert_problem(response, 400, fields=["body"])
+
+
+class TestHead:
+    """HEAD answers as GET would, without the body (RFC 9110 §9.3.2), on every GET route."""
+
+    @pytest.mark.parametrize(
+        "path",
+        [
+            "/api/alice/tasks",
+            "/api/alice/tasks?limit=1",
+            "/api/alice/tasks/stats",
+            "/api/alice/tasks/{id}",
+            "/health",
+            "/health/live",
+            "/openapi.json",
+        ],
+    )
+    async def test_has_gets_status_and_headers_and_no_body(
+        self, http: httpx.AsyncClient, path: str
+    ) -> None:
+        for title in ("One", "Two"):
+            task = (await http.post("/api/alice/tasks", json={"title": title})).json()
+        path = path.format(id=task["id"])
+
+        get = await http.get(path)
+        head = await http.head(path)
+
+        assert get.status_code == 200
+        assert head.status_code == 200
+        assert head.content == b""
+        varying = {"x-request-id", "ratelimit"}
+        assert {k: v for k, v in head.headers.items() if k not in varying} == {
+            k: v for k, v in get.headers.items() if k not in varying
+        }
+
+    async def test_a_conditional_head_is_not_modified(self, http: httpx.AsyncClient) -> None:
+        task = (await http.post("/api/alice/tasks", json={"title": "One"})).json()
+        url = f"/api/alice/tasks/{task['id']}"
+
+        response = await http.head(url, headers={"If-None-Match": '"1"'})
+
+        assert response.status_code == 304
+        assert response.headers["etag"] == '"1"'
+
+    async def test_is_guarded_like_get(self, guarded_app: FastAPI) -> None:
+        async with client_for(guarded_app) as anonymous:
+            response = await anonymous.head("/api/alice/tasks")
+
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer realm="todo-api"'
+        assert response.content == b""
+
+    async def test_a_path_without_get_lists_its_methods(self, http: httpx.AsyncClient) -> None:
+        task = (await http.post("/api/alice/tasks", json={"title": "One"})).json()
+
+        response = await http.head(f"/api/alice/tasks/{task['id']}/complete")
+        listed = await http.post("/api/alice/tasks/stats")
+
+        assert response.status_code == 405
+        assert response.headers["allow"] == "PATCH"
+        assert response.content == b""
+        assert listed.headers["allow"] == "GET, HEAD"

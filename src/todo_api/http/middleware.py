@@ -116,6 +116,11 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        if method == "HEAD":
+            # HEAD is GET without the body (RFC 9110 §9.3.2): the same routes, guard and headers.
+            # The server keeps its own scope, so it still knows not to expect a body.
+            scope = {**scope, "method": "GET"}
         request_id, origin = _request_id_and_origin(scope["headers"])
         token = set_request_id(request_id)
         added = [
@@ -139,6 +144,8 @@ class RequestMiddleware:
                 if extra:
                     headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
                 message["headers"] = headers
+            elif method == "HEAD" and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -151,11 +158,11 @@ class RequestMiddleware:
             template = route_template(scope)
             if metrics is not None:
                 metrics.in_flight.dec()
-                metrics.observe_request(scope["method"], template, status, elapsed)
+                metrics.observe_request(method, template, status, elapsed)
             # An unknown path has no template: it is logged as sent, escaped.
             log_access(
                 request_id=request_id,
-                method=scope["method"],
+                method=method,
                 route=template or _printable(scope.get("path", "")),
                 status=status,
                 duration_ms=elapsed * 1000,

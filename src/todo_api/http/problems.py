@@ -224,6 +224,9 @@ def _allowed_methods(request: Request) -> list[str]:
         probe = {**request.scope, "method": method}
         if any(route.matches(probe)[0] == Match.FULL for route in routes):
             allowed.append(method)
+    if "GET" in allowed and "HEAD" not in allowed:
+        # Every GET route answers HEAD too (see `RequestMiddleware`).
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
     return allowed
 
 
