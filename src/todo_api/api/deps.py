@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Path, Request
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
@@ -12,12 +12,11 @@ from todo_api.db.database import Database
 from todo_api.users import USER_ID_MAX_LENGTH, USER_ID_PATTERN, is_valid_user_id
 
 
-async def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
+    """The process's database. Read off the app rather than declared as a dependency: a
+    dependency is a second round of FastAPI's parameter solving on every request."""
     database: Database = request.app.state.database
     return database
-
-
-DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 def _check_user_id(value: str) -> str:

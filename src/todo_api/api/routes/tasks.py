@@ -12,7 +12,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from todo_api.api import documented
-from todo_api.api.deps import DatabaseDep, TaskID, UserID
+from todo_api.api.deps import TaskID, UserID, database_of
 from todo_api.api.guarded import GuardedRoute
 from todo_api.config import Settings
 from todo_api.db.database import Database, Executor
@@ -98,7 +98,6 @@ _LISTED: dict[int | str, dict[str, Any]] = {
 )
 async def list_tasks(
     request: Request,
-    db: DatabaseDep,
     user_id: UserID,
     query: Annotated[TaskListQuery, Query()],
 ) -> Response:
@@ -114,6 +113,7 @@ async def list_tasks(
     changes get their `updated_at` in the order they commit, so a sync never misses a change
     that lands while it runs: that change comes later in the order, in this sync or the next.
     """
+    db = database_of(request)
     if query.include_deleted and query.updated_since is not None:
         _check_sync_horizon(request, query.updated_since)
     page = await listing.list_tasks(db, user_id=user_id, query=query)
@@ -160,10 +160,11 @@ def _next_page_url(request: Request, cursor: str) -> str:
     summary="Clear completed tasks",
 )
 async def clear_completed(
-    db: DatabaseDep, user_id: UserID, _query: Annotated[ClearQuery, Query()]
+    request: Request, user_id: UserID, _query: Annotated[ClearQuery, Query()]
 ) -> Response:
     """Delete all the user's completed tasks at once; `completed=true` is required, so a
     request without it deletes nothing (400)."""
+    db = database_of(request)
     deleted = await listing.clear_completed(db, user_id=user_id)
     return JSONResponse({"deleted": deleted})
 
@@ -174,8 +175,9 @@ async def clear_completed(
     responses=documented.COMMON,
     summary="Summarize a user's tasks",
 )
-async def task_stats(db: DatabaseDep, user_id: UserID) -> Response:
+async def task_stats(request: Request, user_id: UserID) -> Response:
     """How many tasks the user has: in all, completed, pending, overdue and by priority."""
+    db = database_of(request)
     stats = await listing.task_stats(db, user_id=user_id)
     return JSONResponse(stats)
 
@@ -188,12 +190,11 @@ async def task_stats(db: DatabaseDep, user_id: UserID) -> Response:
     openapi_extra={"parameters": [documented.IDEMPOTENCY_KEY]},
     summary="Create a task",
 )
-async def create_task(
-    request: Request, db: DatabaseDep, user_id: UserID, data: TaskCreate
-) -> Response:
+async def create_task(request: Request, user_id: UserID, data: TaskCreate) -> Response:
     """Create a task; the response's `Location` header is its URL.
 
     With an `Idempotency-Key`, retrying the request never creates a second task."""
+    db = database_of(request)
 
     async def create(executor: Executor) -> Response:
         row = await service.create_task(executor, user_id=user_id, data=data)
@@ -212,8 +213,9 @@ async def create_task(
     openapi_extra={"parameters": [documented.IF_NONE_MATCH]},
     summary="Get a task",
 )
-async def get_task(request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID) -> Response:
+async def get_task(request: Request, user_id: UserID, task_id: TaskID) -> Response:
     """One task of the user. With `If-None-Match` naming its current ETag: 304, no body."""
+    db = database_of(request)
     row = await service.get_task(db, user_id=user_id, task_id=task_id)
     if _not_modified(request, row["version"]):
         headers = {"ETag": entity_tag(row["version"])}
@@ -231,9 +233,10 @@ _UPDATE_ROUTE: dict[str, Any] = {
 
 @router.put("/{task_id:task}", summary="Update a task", **_UPDATE_ROUTE)
 async def replace_task(
-    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """Change the fields sent; omitted fields keep their value, `description: null` clears it."""
+    db = database_of(request)
     row = await service.update_task(
         db, user_id=user_id, task_id=task_id, changes=changes, if_match=_if_match(request)
     )
@@ -242,10 +245,10 @@ async def replace_task(
 
 @router.patch("/{task_id:task}", summary="Patch a task", **_UPDATE_ROUTE)
 async def patch_task(
-    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID, changes: TaskUpdate
+    request: Request, user_id: UserID, task_id: TaskID, changes: TaskUpdate
 ) -> Response:
     """JSON merge patch: the same partial semantics as PUT."""
-    return await replace_task(request, db, user_id, task_id, changes)
+    return await replace_task(request, user_id, task_id, changes)
 
 
 @router.patch(
@@ -262,7 +265,6 @@ async def patch_task(
 )
 async def complete_task(
     request: Request,
-    db: DatabaseDep,
     user_id: UserID,
     task_id: TaskID,
     body: Annotated[TaskCompletion | None, Body()] = None,
@@ -270,6 +272,7 @@ async def complete_task(
     """No body flips `completed`; `{"completed": true|false}` sets it (safe to retry).
 
     With an `Idempotency-Key`, a retried flip flips only once."""
+    db = database_of(request)
     completed = body.completed if body is not None else None
     if_match = _if_match(request)
 
@@ -296,11 +299,10 @@ async def complete_task(
     openapi_extra={"parameters": [documented.IF_MATCH]},
     summary="Delete a task",
 )
-async def delete_task(
-    request: Request, db: DatabaseDep, user_id: UserID, task_id: TaskID
-) -> Response:
+async def delete_task(request: Request, user_id: UserID, task_id: TaskID) -> Response:
     """Delete a task: it is gone from every read and write (404), and incremental sync lists
     it as a tombstone until TOMBSTONE_RETENTION_DAYS have passed."""
+    db = database_of(request)
     await service.delete_task(db, user_id=user_id, task_id=task_id, if_match=_if_match(request))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
