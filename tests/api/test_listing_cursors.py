@@ -232,3 +232,51 @@ class TestForgedCursors:
         )
 
         assert_problem(response, 400, fields=["cursor"])
+
+
+class TestCursorsAtTombstones:
+    """A page that ends on a tombstone (its title erased) has a next page like any other."""
+
+    @pytest.mark.parametrize("sort", ["title", "-title"])
+    async def test_a_title_listing_with_tombstones_walks_through_them(
+        self, client: httpx.AsyncClient, sort: str
+    ) -> None:
+        created = [await create_task(client, title=f"task {n}") for n in range(4)]
+        for task in created[1:3]:
+            gone = await client.delete(f"{URL}/{task['id']}")
+            assert gone.status_code == 204, gone.text
+
+        pages = await all_pages(
+            client, [("include_deleted", "true"), ("sort", sort), ("limit", "1")]
+        )
+
+        listed = [task["id"] for page in pages for task in page]
+        tombstones = sorted(task["id"] for task in created[1:3])
+        live = [created[0]["id"], created[3]["id"]]
+        # Erased titles sort before every title: first by title, last by -title.
+        expected = [*tombstones, *live] if sort == "title" else [*live[::-1], *tombstones[::-1]]
+        assert listed == expected
+        assert [len(page) for page in pages] == [1, 1, 1, 1]
+
+    async def test_an_erased_title_is_a_position_only_where_tombstones_are_listed(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        task = await create_task(client, title="task")
+        for include_deleted, status in ((True, 200), (False, 400)):
+            query = TaskListQuery(sort="title", include_deleted=include_deleted)
+            cursor = cursors.encode(
+                cursors.Position(key="", task_id=uuid.UUID(int=0)),
+                order="title",
+                fingerprint=listing.listing_fingerprint("alice", query),
+            )
+            params = {"sort": "title", "cursor": cursor}
+            if include_deleted:
+                params["include_deleted"] = "true"
+
+            response = await client.get(URL, params=params)
+
+            assert response.status_code == status, response.text
+            if status == 200:
+                assert [row["id"] for row in response.json()] == [task["id"]]
+            else:
+                assert_problem(response, 400, fields=["cursor"])

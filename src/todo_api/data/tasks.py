@@ -110,13 +110,16 @@ _CREATE = (
 )
 # Columns a client changes (`tag_keys` follows `tags`); `completed_at` follows `completed`.
 UPDATABLE = ("title", "description", "completed", "priority", "due_at", "tags", "tag_keys")
+# A tombstone's title: empty, which no live task's title is. It is still a sort key: in a
+# listing by title with tombstones, they come first (last with `-title`).
+ERASED_TITLE = ""
 # What deleting a task does to it: it becomes a tombstone, its text, tags and due date erased;
 # sync shows only its id and the instant of its deletion.
 _TOMBSTONE = {
     "deleted_at": NOW,
     "updated_at": NOW,
     "version": tasks.c.version + 1,
-    "title": "",
+    "title": ERASED_TITLE,
     "description": None,
     "due_at": None,
     "tags": [],

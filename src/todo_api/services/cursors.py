@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from todo_api.data.tasks import ERASED_TITLE
 from todo_api.errors import InvalidParameter
 from todo_api.models.task import PRIORITY_NAMES, TITLE_MAX_LENGTH
 from todo_api.schemas.task import EARLIEST, LATEST
@@ -56,8 +57,9 @@ def encode(position: Position, *, order: str, fingerprint: str) -> str:
     return _text(_checksum(payload) + payload)
 
 
-def decode(cursor: str, *, order: str, fingerprint: str) -> Position:
-    """The position the next page starts after; 400 if the cursor is not valid here."""
+def decode(cursor: str, *, order: str, fingerprint: str, tombstones: bool = False) -> Position:
+    """The position the next page starts after; 400 if the cursor is not valid here.
+    `tombstones`: the listing includes deleted tasks, whose erased fields are keys too."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         check, payload = raw[:_CHECKSUM_SIZE], raw[_CHECKSUM_SIZE:]
@@ -73,7 +75,7 @@ def decode(cursor: str, *, order: str, fingerprint: str) -> Position:
         if not isinstance(task_id, str):
             raise TypeError("task id")
         return Position(
-            key=_load_key(order, document["k"]),
+            key=_load_key(order, document["k"], tombstones=tombstones),
             task_id=uuid.UUID(task_id),
             now=_load_timestamp(document["n"], optional=True),
         )
@@ -96,7 +98,7 @@ def _dump(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _load_key(order: str, value: Any) -> Any:
+def _load_key(order: str, value: Any, *, tombstones: bool) -> Any:
     if order in _TIMESTAMP_ORDERS:
         # Only a due date may be missing (such tasks sort last).
         return _load_timestamp(value, optional=order == "due_at")
@@ -105,7 +107,11 @@ def _load_key(order: str, value: Any) -> Any:
             raise ValueError("priority rank")
         return value
     if order == "title":
-        if not isinstance(value, str) or not 0 < len(value) <= TITLE_MAX_LENGTH or "\0" in value:
+        if not isinstance(value, str) or len(value) > TITLE_MAX_LENGTH or "\0" in value:
+            raise ValueError("title")
+        # A live task's title is never empty; a tombstone's is (erased), and where tombstones are
+        # listed a page can end on one.
+        if value == ERASED_TITLE and not tombstones:
             raise ValueError("title")
         return value
     raise ValueError(f"unknown order {order!r}")

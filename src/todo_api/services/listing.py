@@ -67,7 +67,10 @@ def plan_list(*, user_id: str, query: TaskListQuery) -> TaskFilter:
     now = None
     if query.cursor is not None:
         position = cursors.decode(
-            query.cursor, order=order, fingerprint=listing_fingerprint(user_id, query)
+            query.cursor,
+            order=order,
+            fingerprint=listing_fingerprint(user_id, query),
+            tombstones=query.include_deleted,
         )
         after, now = (position.key, position.task_id), position.now
     if query.overdue is not None:
