@@ -496,3 +496,106 @@ class TestUserIdInPath:
 
         assert_problem(response, 400, fields=["user_id"])
         await assert_nothing_written(client, existing)
+
+
+# One rule for every text field: what is refused, the error type, and the code point named.
+REFUSED_CHARACTERS = [
+    ("\u0080", "control_character", "U+0080"),
+    ("\u009b", "control_character", "U+009B"),
+    ("\u009f", "control_character", "U+009F"),
+    ("\u007f", "control_character", "U+007F"),
+    ("\u202a", "bidi_control", "U+202A"),
+    ("\u202e", "bidi_control", "U+202E"),
+    ("\u2066", "bidi_control", "U+2066"),
+    ("\u2069", "bidi_control", "U+2069"),
+    ("\ufffe", "noncharacter", "U+FFFE"),
+    ("\uffff", "noncharacter", "U+FFFF"),
+    ("\ufdd0", "noncharacter", "U+FDD0"),
+    ("\ufdef", "noncharacter", "U+FDEF"),
+    ("\U0001fffe", "noncharacter", "U+1FFFE"),
+    ("\U0010ffff", "noncharacter", "U+10FFFF"),
+]
+# Kept: the invisible direction marks right-to-left text needs, and ordinary text around them.
+ACCEPTED_TEXT = [
+    "\u200f\u05e9\u05dc\u05d5\u05dd\u200e ok",
+    "\u061c\u0645\u0631\u062d\u0628\u0627",
+    "👩\u200d💻 review",
+    "\ufffd replaced",
+    "a\u00a0b",
+    "\u00a1\u00ff",
+    "\ufdcf\ufdf0",
+    "\U0001fffd",
+]
+
+
+def _text_body(field: str, text: str) -> dict[str, Any]:
+    if field == "tags":
+        return {"title": "T", "tags": [f"x{text}"]}
+    if field == "description":
+        return {"title": "T", "description": f"x{text}"}
+    return {"title": f"x{text}"}
+
+
+class TestTextCharacters:
+    @pytest.mark.parametrize("method", WRITES)
+    @pytest.mark.parametrize("field", ["title", "description", "tags"])
+    @pytest.mark.parametrize(("character", "kind", "named"), REFUSED_CHARACTERS)
+    async def test_refused_everywhere_naming_what_was_found(
+        self,
+        client: httpx.AsyncClient,
+        existing: JSON,
+        method: str,
+        field: str,
+        character: str,
+        kind: str,
+        named: str,
+    ) -> None:
+        response = await write(client, method, existing, _text_body(field, character))
+
+        problem = assert_problem(response, 400)
+        [error] = problem["errors"]
+        assert error["field"] == (field if field != "tags" else "tags.0")
+        assert error["type"] == kind
+        assert f"found {named} at character 2" in error["message"]
+        await assert_nothing_written(client, existing)
+
+    @pytest.mark.parametrize(("character", "kind", "named"), REFUSED_CHARACTERS)
+    async def test_refused_in_the_search_text(
+        self, client: httpx.AsyncClient, character: str, kind: str, named: str
+    ) -> None:
+        response = await client.get("/api/alice/tasks", params={"q": f"x{character}"})
+
+        problem = assert_problem(response, 400, fields=["q"])
+        assert problem["errors"][0]["type"] == kind
+        assert named in problem["errors"][0]["message"]
+
+    @pytest.mark.parametrize("method", WRITES)
+    @pytest.mark.parametrize("field", ["title", "description", "tags"])
+    async def test_a_lone_surrogate_is_named_as_one(
+        self, client: httpx.AsyncClient, existing: JSON, method: str, field: str
+    ) -> None:
+        raw = {
+            "title": b'{"title": "a\\udfffb"}',
+            "description": b'{"title": "T", "description": "a\\ud800"}',
+            "tags": b'{"title": "T", "tags": ["a\\udbffb"]}',
+        }[field]
+
+        response = await write(client, method, existing, raw=raw)
+
+        problem = assert_problem(response, 400)
+        [error] = problem["errors"]
+        assert error["type"] == "lone_surrogate"
+        assert "a lone surrogate: found U+D" in error["message"]
+        await assert_nothing_written(client, existing)
+
+    @pytest.mark.parametrize("method", WRITES)
+    @pytest.mark.parametrize("text", ACCEPTED_TEXT)
+    async def test_other_text_is_stored_intact(
+        self, client: httpx.AsyncClient, existing: JSON, method: str, text: str
+    ) -> None:
+        body = {"title": text, "description": text, "tags": [text]}
+
+        response = await write(client, method, existing, body)
+
+        stored = await assert_accepted(client, method, response)
+        assert (stored["title"], stored["description"], stored["tags"]) == (text, text, [text])

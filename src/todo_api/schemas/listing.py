@@ -9,7 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from todo_api.models.task import MAX_TAGS
 from todo_api.schemas.task import PriorityName, Tag, Timestamp
-from todo_api.schemas.text import NO_CONTROL_PATTERN, refuse_control_characters
+from todo_api.schemas.text import NO_REFUSED_PATTERN, refuse_characters
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
@@ -30,11 +30,11 @@ SortKey = Literal[
 
 
 def _search_text(value: str | None) -> str | None:
-    """The text to search for: no control characters, at most 200 characters once trimmed;
+    """The text to search for: no refused character (`text`), at most 200 characters once trimmed;
     blank means no search (a cleared search box)."""
     if value is None:
         return None
-    refuse_control_characters(value)
+    refuse_characters(value)
     value = value.strip()
     if len(value) > SEARCH_MAX_LENGTH:
         raise PydanticCustomError(
@@ -60,7 +60,7 @@ class TaskListQuery(BaseModel):
     q: Annotated[str | None, AfterValidator(_search_text)] = Field(
         default=None,
         description="Case-insensitive text searched in the title and description.",
-        json_schema_extra={"maxLength": SEARCH_MAX_LENGTH, "pattern": NO_CONTROL_PATTERN},
+        json_schema_extra={"maxLength": SEARCH_MAX_LENGTH, "pattern": NO_REFUSED_PATTERN},
     )
     due_before: Timestamp | None = Field(default=None, description="Due strictly before this.")
     due_after: Timestamp | None = Field(default=None, description="Due at or after this.")

@@ -26,7 +26,7 @@ from todo_api.models.task import (
     TITLE_MAX_LENGTH,
 )
 from todo_api.models.types import TAG_MAX_LENGTH
-from todo_api.schemas.text import CONTROL, MULTILINE_CONTROL, refuse_control_characters
+from todo_api.schemas.text import MULTILINE_REFUSED, REFUSED, refuse_characters
 
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
@@ -36,19 +36,20 @@ _SPACE = " \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufe
 def _trimmed_pattern(max_length: int) -> str:
     """JSON Schema pattern of a line of text: 1-`max_length` characters once trimmed."""
     return (
-        f"^[{_SPACE}]*[^{_SPACE}{CONTROL}]"
-        f"(?:[^{CONTROL}]{{0,{max_length - 2}}}[^{_SPACE}{CONTROL}])?[{_SPACE}]*$"
+        f"^[{_SPACE}]*[^{_SPACE}{REFUSED}]"
+        f"(?:[^{REFUSED}]{{0,{max_length - 2}}}[^{_SPACE}{REFUSED}])?[{_SPACE}]*$"
     )
 
 
 TITLE_PATTERN = _trimmed_pattern(TITLE_MAX_LENGTH)
-DESCRIPTION_PATTERN = f"^[^{MULTILINE_CONTROL}]*$"
+DESCRIPTION_PATTERN = f"^[^{MULTILINE_REFUSED}]*$"
 _edge_space = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
 
 
 def _trimmed(value: str, max_length: int) -> str:
-    """A line of text trimmed of surrounding whitespace: no control characters, 1-max_length."""
-    refuse_control_characters(value)
+    """A line of text trimmed of surrounding whitespace: no refused character (`text`),
+    1-max_length."""
+    refuse_characters(value)
     value = _edge_space.sub("", value)
     if not 1 <= len(value) <= max_length:
         kind = "string_too_short" if not value else "string_too_long"
@@ -61,7 +62,7 @@ def _check_title(value: str) -> str:
 
 
 def _check_description(value: str) -> str:
-    refuse_control_characters(value, multiline=True)
+    refuse_characters(value, multiline=True)
     if len(value) > DESCRIPTION_MAX_LENGTH:
         raise PydanticCustomError(
             "string_too_long", f"must be at most {DESCRIPTION_MAX_LENGTH} characters"
@@ -74,7 +75,7 @@ Title = Annotated[
     AfterValidator(_check_title),
     Field(
         description=f"1-{TITLE_MAX_LENGTH} characters after trimming surrounding whitespace; "
-        "no control characters.",
+        "no control characters, bidirectional controls or noncharacters.",
         json_schema_extra={"pattern": TITLE_PATTERN},
         examples=["Buy milk"],
     ),
@@ -83,7 +84,8 @@ Description = Annotated[
     StrictStr,
     AfterValidator(_check_description),
     Field(
-        description=f"At most {DESCRIPTION_MAX_LENGTH} characters; may hold tabs and newlines.",
+        description=f"At most {DESCRIPTION_MAX_LENGTH} characters; may hold tabs and newlines, "
+        "no other control character, bidirectional control or noncharacter.",
         json_schema_extra={"pattern": DESCRIPTION_PATTERN, "maxLength": DESCRIPTION_MAX_LENGTH},
         examples=["2 litres, semi-skimmed"],
     ),
