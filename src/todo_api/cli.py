@@ -87,14 +87,14 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
     """Run `work` on a database opened for it, closed after; `_Unreachable` (with one line on
     stderr) when the database cannot be reached, never a traceback."""
     from todo_api.db.connect import create_database
-    from todo_api.db.faults import is_database_unavailable
+    from todo_api.db.faults import describe_failure, is_database_unavailable
     from todo_api.errors import DatabaseUnavailable
 
     missing = _missing_sqlite_directory(settings)
     if missing is not None:
         _say(
-            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
-            f"(directory {missing} does not exist)"
+            f"todo-api: cannot use the database at {settings.safe_database_url()}: "
+            f"directory {missing} does not exist"
         )
         raise _Unreachable
 
@@ -108,15 +108,11 @@ def _on_database(settings: Settings, work: Callable[[Database], Awaitable[T]]) -
     try:
         return asyncio.run(run())
     except Exception as exc:
-        reason: BaseException = exc
-        if isinstance(exc, DatabaseUnavailable):
-            reason = exc.__cause__ or exc  # what the driver said
-        elif not is_database_unavailable(exc):
+        if not (isinstance(exc, DatabaseUnavailable) or is_database_unavailable(exc)):
             raise
-        _say(
-            f"todo-api: cannot reach the database at {settings.safe_database_url()} "
-            f"({type(reason).__name__})"
-        )
+        reason = describe_failure(exc, connect_timeout=settings.db_connect_timeout)
+        logger.debug("database failure at start-up", exc_info=True)
+        _say(f"todo-api: cannot use the database at {settings.safe_database_url()}: {reason}")
         raise _Unreachable from None
 
 

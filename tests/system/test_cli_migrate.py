@@ -60,7 +60,7 @@ class TestMigrateCommand:
         assert "Traceback" not in result.stderr
         lines = result.stderr.splitlines()
         assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("todo-api: cannot reach the database at ")
+        assert lines[0].startswith("todo-api: cannot use the database at ")
 
 
 @pytest.mark.postgres_only

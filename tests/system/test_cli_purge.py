@@ -75,5 +75,5 @@ def test_purge_without_a_database_says_so(tmp_path: Path) -> None:
     result = run_cli("purge", cwd=tmp_path, env=_env(url))
 
     assert result.returncode == 3
-    assert "cannot reach the database" in result.stderr
+    assert "cannot use the database" in result.stderr
     assert "Traceback" not in result.stderr

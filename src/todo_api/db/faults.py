@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
+from todo_api.errors import DatabaseUnavailable
+
 # The connection itself failed (not the statement): the server or the network went away.
 CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
@@ -57,3 +59,35 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if _unavailable_sqlstate(getattr(exc, "sqlstate", None)):
         return True  # a driver error raised directly (asyncpg)
     return isinstance(exc, _DATABASE_UNAVAILABLE)
+
+
+def describe_failure(exc: BaseException, *, connect_timeout: float | None = None) -> str:
+    """What the database (or the network) said, in one line, for a person reading a start-up
+    error: the server's own message where it sent one (`database "x" does not exist`), else
+    what the connection attempt met. Server messages carry no password; the caller masks the
+    URL it prints beside this."""
+    reason = _driver_error(exc)
+    if isinstance(reason, TimeoutError):
+        within = f" within {connect_timeout:g} s" if connect_timeout else ""
+        return f"no answer{within} (DB_CONNECT_TIMEOUT)"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused: nothing is listening there"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    message = " ".join(str(reason).split())
+    return message or type(reason).__name__
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The error the driver raised, behind SQLAlchemy's and this service's wrappers."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+            # The adapted driver error; asyncpg's own sits behind it.
+            exc = getattr(exc.orig, "__cause__", None) or exc.orig
+        elif isinstance(exc, DatabaseUnavailable) and exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            break
+    return exc
