@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.database = None
     app.state.guard = Guard.from_settings(settings)
+    app.state.readiness = health.ReadinessCheck()
     app.state.metrics = enable_metrics() if settings.expose_metrics else None
     app.state.error_tracking = error_tracking
     app.state.idempotency = IdempotencyKeys(ttl=timedelta(hours=settings.idempotency_key_ttl_hours))

@@ -70,6 +70,8 @@ class Database(ABC):
             async with self._transaction() as executor:
                 yield executor
         except Exception as exc:
+            if self._connection_lost(exc):
+                await self._renew_connections()
             if is_database_unavailable(exc):
                 raise _unavailable(exc) from exc
             raise
@@ -86,9 +88,14 @@ class Database(ABC):
             try:
                 return await run(stmt, params)
             except Exception as exc:
-                # A read whose connection died under it is repeated once on a fresh connection;
-                # a write never is (it may have committed before the connection died).
-                if not (read and self._connection_lost(exc)):
+                if not self._connection_lost(exc):
+                    raise
+                # One dead connection says the server went away (a restart, a failover, an
+                # idle kill): the others kept for reuse are dead too, and none is handed out
+                # again. A read is then repeated once, on a fresh connection; a write never is
+                # (it may have committed before the connection died).
+                await self._renew_connections()
+                if not read:
                     raise
                 logger.warning("connection lost during a read; retrying on a fresh connection")
             return await run(stmt, params)
@@ -109,6 +116,11 @@ class Database(ABC):
     @abstractmethod
     def _connection_lost(self, exc: Exception) -> bool:
         """Whether `exc` says the connection itself failed (not the statement)."""
+
+    @abstractmethod
+    async def _renew_connections(self) -> None:
+        """Replace every connection kept for reuse: the ones idle now are closed, the ones in
+        use are closed when released, and later statements get new ones."""
 
     @abstractmethod
     def pool_usage(self) -> list[PoolUsage]:

@@ -147,6 +147,8 @@ class PostgresDatabase(Database):
                 raise
             await _commit(conn, transaction)
             return result
+        except asyncpg.InternalClientError as exc:
+            raise _lost(conn) from exc
         finally:
             await pool.release(conn)
 
@@ -169,11 +171,17 @@ class PostgresDatabase(Database):
             conn = await pool.acquire()
         try:
             yield conn
+        except asyncpg.InternalClientError as exc:
+            raise _lost(conn) from exc
         finally:
             await pool.release(conn)
 
     def _connection_lost(self, exc: Exception) -> bool:
         return isinstance(exc, CONNECTION_LOST)
+
+    async def _renew_connections(self) -> None:
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
     async def _start(self) -> asyncpg.Pool:
         async with self._starting:
@@ -239,6 +247,16 @@ async def _commit(conn: asyncpg.Connection, transaction: Transaction) -> None:
                 "the connection was lost at commit"
             ) from exc
         raise
+
+
+def _lost(conn: asyncpg.Connection) -> asyncpg.exceptions.ConnectionDoesNotExistError:
+    """The error of a connection asyncpg can no longer use: it met a message it did not expect,
+    such as the farewell a server sends an idle connection it terminates (a restart, a
+    failover, `pg_terminate_backend`), read only when the next statement is sent. The connection
+    is closed and the failure is a lost connection (a read is retried on a fresh one, 503
+    otherwise), not a 500."""
+    conn.terminate()
+    return asyncpg.exceptions.ConnectionDoesNotExistError("the connection was lost")
 
 
 def _row_count(status: str) -> int:

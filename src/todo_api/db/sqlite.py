@@ -94,6 +94,10 @@ class SQLiteDatabase(Database):
     def _connection_lost(self, exc: Exception) -> bool:
         return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
+    async def _renew_connections(self) -> None:
+        """Nothing to do: a local file has no server to lose, so one failed connection says
+        nothing about the others, and SQLAlchemy has already discarded that one."""
+
     def pool_usage(self) -> list[PoolUsage]:
         pool = self.engine.sync_engine.pool
         if not isinstance(pool, QueuePool):

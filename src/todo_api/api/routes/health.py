@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -10,12 +14,63 @@ from starlette.responses import Response
 
 from todo_api.api import documented
 from todo_api.api.deps import database_of
+from todo_api.db.database import Database
 from todo_api.errors import DatabaseUnavailable
 from todo_api.http.responses import json_bytes
 
 router = APIRouter(tags=["health"])
 
 HEALTH_CHECK_TIMEOUT_S = 5.0
+# How long one check's outcome answers every `/health` after it.
+HEALTH_CHECK_FRESH_S = 1.0
+
+logger = logging.getLogger(__name__)
+
+
+class ReadinessCheck:
+    """The database check behind `/health`, shared by its callers: concurrent ones wait on the
+    one check in flight, and a success answers every caller for `fresh_for` seconds after it.
+    A flood of probes costs at most one query a second while the database answers, one check
+    at a time while it does not, and never more than one pooled connection. A failure is not
+    kept: the first probe after it checks again, so recovery shows at once."""
+
+    def __init__(
+        self,
+        *,
+        fresh_for: float = HEALTH_CHECK_FRESH_S,
+        timeout: float = HEALTH_CHECK_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fresh_for = fresh_for
+        self._timeout = timeout
+        self._clock = clock
+        self._ready_at = -math.inf
+        self._running: asyncio.Future[bool] | None = None
+
+    async def ready(self, database: Database) -> bool:
+        """Whether the database answers (a `SELECT 1`, retried once on a fresh connection)."""
+        if self._clock() - self._ready_at < self._fresh_for:
+            return True
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._check(database))
+        # A caller that goes away does not cancel the check the others wait on.
+        return await asyncio.shield(self._running)
+
+    async def _check(self, database: Database) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await database.ping()
+        except TimeoutError:
+            logger.warning(
+                "database unavailable: TimeoutError (no answer to /health in %g s)", self._timeout
+            )
+            return False
+        except DatabaseUnavailable:
+            return False  # logged where it was raised, with the driver's error type
+        finally:
+            self._running = None
+        self._ready_at = self._clock()
+        return True
 
 
 class Health(BaseModel):
@@ -31,12 +86,9 @@ class Health(BaseModel):
 )
 async def health(request: Request) -> Response:
     """200 when the service can reach its database; 503 when it cannot."""
-    database = database_of(request)
-    try:
-        async with asyncio.timeout(HEALTH_CHECK_TIMEOUT_S):
-            await database.ping()
-    except TimeoutError:
-        raise DatabaseUnavailable() from None
+    readiness: ReadinessCheck = request.app.state.readiness
+    if not await readiness.ready(database_of(request)):
+        raise DatabaseUnavailable()
     return Response(json_bytes({"status": "ok", "database": "ok"}), media_type="application/json")
 
 
