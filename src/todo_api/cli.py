@@ -70,6 +70,12 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     if args.ttl < 1:
         _say("todo-api: --ttl must be at least 1 second")
         return EXIT_CONFIG
+    if args.ttl > settings.auth_max_token_ttl:
+        # The service would refuse such a token (AUTH_MAX_TOKEN_TTL).
+        _say(
+            f"todo-api: --ttl must be at most AUTH_MAX_TOKEN_TTL ({settings.auth_max_token_ttl} s)"
+        )
+        return EXIT_CONFIG
     try:
         token = issue_token(settings, args.user_id, ttl=args.ttl)
     except ValueError as exc:

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     auth_jwt_issuer: str | None = None
     auth_user_claim: str = Field(default="sub", min_length=1)
     auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    # The longest a token may still be valid for: a token whose `exp` lies further ahead is
+    # refused, so a leaked long-lived token (or one minted with a stolen secret) cannot be
+    # used for years.
+    auth_max_token_ttl: int = Field(default=24 * 3600, ge=60, le=366 * 24 * 3600)
     auth_jwks_timeout: float = Field(default=3.0, gt=0, le=60)
     auth_jwks_cache_seconds: int = Field(default=300, ge=1)
     auth_jwks_min_refresh_seconds: int = Field(default=30, ge=0)

@@ -261,6 +261,7 @@ AuthFailure = Literal[
     "invalid_user_id",
     "algorithm_not_accepted",
     "unknown_key",
+    "lifetime_too_long",
     "user_mismatch",
 ]
 
@@ -279,10 +280,16 @@ class Unauthorized(AppError):
         )
     }
 
-    def __init__(self, description: str | None = None, *, reason: AuthFailure = "missing") -> None:
+    def __init__(self, why: str | None = None, *, reason: AuthFailure = "missing") -> None:
+        """`why`: the precise cause, for the log only; a client learns no more than whether
+        its token expired (which says to get a new one), so a prober cannot tell which check
+        failed. None: no credentials were sent at all."""
         self.reason = reason
+        self.why = why
         challenge = f'Bearer realm="{REALM}"'
-        if description is not None:
+        description = None
+        if why is not None:
+            description = "token expired" if reason == "expired" else "invalid token"
             challenge += f', error="invalid_token", error_description="{description}"'
         detail = f"The bearer token is not valid: {description}." if description else None
         super().__init__(

@@ -631,3 +631,44 @@ class TestAccessLogUser:
         # The token's user, also when refused for another user's tasks; none without a token.
         assert [r.__dict__["user_id"] for r in lines] == ["alice", "alice", None]
         assert not any(token in str(r.__dict__) for r in caplog.records)
+
+
+class TestRefusalReasons:
+    @pytest.mark.parametrize(
+        ("headers", "why", "reason"),
+        [
+            (
+                lambda: bearer(hs256_token("alice", secret=OTHER_SECRET)),
+                "bad signature",
+                "bad_signature",
+            ),
+            (
+                lambda: bearer(hs256_token("alice", aud=AUDIENCE, iss="other")),
+                "wrong issuer",
+                "wrong_issuer",
+            ),
+            (lambda: {"Authorization": "Token abc"}, BAD_SCHEME, "malformed_header"),
+        ],
+        ids=["signature", "issuer", "scheme"],
+    )
+    async def test_the_client_is_told_little_and_the_log_keeps_the_reason(
+        self,
+        serve: Serve,
+        caplog: pytest.LogCaptureFixture,
+        headers: Callable[[], dict[str, str]],
+        why: str,
+        reason: str,
+    ) -> None:
+        client = await serve(**HS_CONFIG)
+
+        with caplog.at_level(logging.INFO, logger="todo_api.auth"):
+            response = await client.get("/api/alice/tasks", headers=headers())
+
+        body = assert_problem(response, 401)
+        assert response.headers["www-authenticate"].endswith('error_description="invalid token"')
+        assert why not in response.text
+        assert why not in response.headers["www-authenticate"]
+        [record] = [r for r in caplog.records if r.name == "todo_api.auth.guard"]
+        assert record.getMessage() == f"token refused: {why}"
+        assert record.__dict__["auth_failure"] == reason
+        assert body["detail"] == "The bearer token is not valid: invalid token."

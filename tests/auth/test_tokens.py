@@ -25,6 +25,7 @@ from tests.support.tokens import (
     with_payload,
 )
 from tests.support.verifiers import RSA, MakeVerifier, assert_refused
+from tests.support.verifiers import refusal as refusal_of
 from todo_api.auth.tokens import issue_token
 
 LONG_SECRET = "a-64-byte-secret-long-enough-for-hs512-" + "s" * 25
@@ -276,3 +277,114 @@ class TestIssueToken:
     def test_refuses_an_invalid_user_id(self) -> None:
         with pytest.raises(ValueError, match="user id"):
             issue_token(make_settings(auth_jwt_secret=SECRET), "a b", ttl=60)
+
+
+def hs256_of(claims: dict[str, Any]) -> str:
+    """A token of exactly these claims, signed with the secret (PyJWT writes any JSON value)."""
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+class TestNumericDates:
+    """`exp`, `nbf` and `iat` are NumericDates (RFC 7519 §2): JSON numbers and nothing else."""
+
+    @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+    @pytest.mark.parametrize(
+        "spelling", [str, lambda n: f" {n}", lambda n: [n], lambda n: {"n": n}]
+    )
+    async def test_a_time_claim_that_is_not_a_number_is_refused(
+        self, make_verifier: MakeVerifier, claim: str, spelling: Any
+    ) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+        claims = claims_for("alice", nbf=int(time.time()) - 10)
+        claims[claim] = spelling(claims[claim])
+
+        error = await refusal_of(verifier, hs256_of(claims))
+
+        assert error.why in {f"claim {claim} is not a number", "malformed token"}
+        assert error.reason == "malformed"
+
+    @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+    @pytest.mark.parametrize("value", [True, float("inf"), float("-inf"), float("nan")])
+    async def test_a_time_claim_that_is_not_a_finite_number_is_refused(
+        self, make_verifier: MakeVerifier, claim: str, value: Any
+    ) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+        claims = claims_for("alice", nbf=int(time.time()) - 10)
+        claims[claim] = value
+
+        error = await refusal_of(verifier, hs256_of(claims))
+
+        assert error.reason in {"malformed", "expired", "not_yet_valid"}
+
+    async def test_fractional_seconds_are_numbers_too(self, make_verifier: MakeVerifier) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+        now = time.time()
+
+        token = hs256_of({"sub": "alice", "iat": now, "nbf": now - 0.5, "exp": now + 60.25})
+
+        assert await verifier.verify(token) == "alice"
+
+
+class TestMaxTokenLifetime:
+    async def test_the_default_allows_a_day_ahead(self, make_verifier: MakeVerifier) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+
+        assert await verifier.verify(hs256_token("alice", ttl=24 * 3600)) == "alice"
+
+    async def test_a_token_valid_for_longer_than_a_day_is_refused(
+        self, make_verifier: MakeVerifier
+    ) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+
+        error = await refusal_of(verifier, hs256_token("alice", ttl=24 * 3600 + 120))
+
+        assert error.reason == "lifetime_too_long"
+        assert error.why is not None
+        assert "AUTH_MAX_TOKEN_TTL (86400 s)" in error.why
+        assert error.headers["WWW-Authenticate"].endswith('error_description="invalid token"')
+
+    async def test_the_bound_is_a_setting(self, make_verifier: MakeVerifier) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET, auth_max_token_ttl=600)
+
+        assert await verifier.verify(hs256_token("alice", ttl=600)) == "alice"
+        error = await refusal_of(verifier, hs256_token("alice", ttl=900))
+        assert error.reason == "lifetime_too_long"
+
+    async def test_a_cached_token_is_bounded_the_same(self, make_verifier: MakeVerifier) -> None:
+        """The bound is judged on exp itself, so a token cannot outlive it by being cached."""
+        verifier = make_verifier(auth_jwt_secret=SECRET, auth_max_token_ttl=600)
+        token = hs256_token("alice", ttl=10 * 365 * 24 * 3600)
+
+        for _ in range(2):
+            assert (await refusal_of(verifier, token)).reason == "lifetime_too_long"
+
+
+class TestWhatAClientIsTold:
+    @pytest.mark.parametrize(
+        ("token", "why"),
+        [
+            (lambda: hs256_token("alice", secret=OTHER_SECRET), "bad signature"),
+            (lambda: "not-a-jwt", "malformed token"),
+            (lambda: hs256_token("alice", aud="other"), "wrong audience"),
+            (lambda: unsigned_token("alice"), "algorithm not accepted"),
+        ],
+    )
+    async def test_only_invalid_token_whatever_the_check(
+        self, make_verifier: MakeVerifier, token: Any, why: str
+    ) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET, auth_jwt_audience=AUDIENCE)
+
+        error = await refusal_of(verifier, token())
+
+        assert error.why == why
+        challenge_header = error.headers["WWW-Authenticate"]
+        assert challenge_header.endswith('error_description="invalid token"')
+        assert why not in challenge_header
+        assert error.detail == "The bearer token is not valid: invalid token."
+
+    async def test_an_expired_token_says_so(self, make_verifier: MakeVerifier) -> None:
+        verifier = make_verifier(auth_jwt_secret=SECRET)
+
+        error = await refusal_of(verifier, hs256_token("alice", ttl=-120))
+
+        assert error.headers["WWW-Authenticate"].endswith('error_description="token expired"')

@@ -34,8 +34,15 @@ def compact_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def challenge(description: str) -> str:
-    """The `WWW-Authenticate` value RFC 6750 prescribes for a refused token."""
+def public_description(why: str) -> str:
+    """What a client is told of a refused token whose precise cause is `why`: only whether it
+    expired."""
+    return "token expired" if why == "token expired" else "invalid token"
+
+
+def challenge(why: str) -> str:
+    """The `WWW-Authenticate` value RFC 6750 prescribes for a token refused because of `why`."""
+    description = public_description(why)
     return f'{REALM_CHALLENGE}, error="invalid_token", error_description="{description}"'
 
 

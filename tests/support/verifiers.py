@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.keys import ec_key, ed25519_key, rsa_key
-from tests.support.tokens import challenge
+from tests.support.tokens import challenge, public_description
 from todo_api.auth.tokens import JWKSCache, TokenVerifier
 from todo_api.errors import IdentityProviderUnavailable, Unauthorized
 
@@ -27,10 +27,12 @@ async def refusal(verifier: TokenVerifier, token: str) -> Unauthorized:
     return caught.value
 
 
-async def assert_refused(verifier: TokenVerifier, token: str, description: str) -> None:
+async def assert_refused(verifier: TokenVerifier, token: str, why: str) -> None:
+    """Refused for the precise reason `why` (kept for the log), told to the client generically."""
     error = await refusal(verifier, token)
-    assert error.headers == {"WWW-Authenticate": challenge(description)}
-    assert error.detail == f"The bearer token is not valid: {description}."
+    assert error.why == why
+    assert error.headers == {"WWW-Authenticate": challenge(why)}
+    assert error.detail == f"The bearer token is not valid: {public_description(why)}."
 
 
 async def assert_unavailable(verifier: TokenVerifier, token: str) -> None:

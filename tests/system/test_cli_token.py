@@ -211,3 +211,16 @@ class TestTokenCommandErrors:
         outcome = command("alice", f"--ttl={ttl}", AUTH_JWT_SECRET=SECRET)
 
         assert outcome == Outcome(EXIT_CONFIG, "", "todo-api: --ttl must be at least 1 second\n")
+
+    @pytest.mark.parametrize(
+        ("ttl", "env"), [("86401", {}), ("601", {"AUTH_MAX_TOKEN_TTL": "600"})], ids=["day", "set"]
+    )
+    def test_a_ttl_the_service_would_refuse_fails_with_one_line(
+        self, command: Command, ttl: str, env: dict[str, str]
+    ) -> None:
+        outcome = command("alice", f"--ttl={ttl}", AUTH_JWT_SECRET=SECRET, **env)
+
+        bound = env.get("AUTH_MAX_TOKEN_TTL", "86400")
+        assert outcome == Outcome(
+            EXIT_CONFIG, "", f"todo-api: --ttl must be at most AUTH_MAX_TOKEN_TTL ({bound} s)\n"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from pydantic import SecretStr
 from starlette.requests import Request
@@ -17,6 +18,8 @@ from todo_api.observability.requestctx import (
     USER_KEY,
     request_state,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class Guard:
@@ -50,6 +53,10 @@ class Guard:
             user_id = await self.verifier.verify(bearer_token(request))
         except Unauthorized as refusal:
             count_auth_failure(refusal.reason)
+            if refusal.why is not None:
+                logger.info(
+                    "token refused: %s", refusal.why, extra={"auth_failure": refusal.reason}
+                )
             await self._spend(request, _client_key(request))
             raise
         except RepeatedCredentials:

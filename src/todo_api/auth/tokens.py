@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -211,6 +212,7 @@ class TokenVerifier:
         self._audience = settings.auth_jwt_audience
         self._issuer = settings.auth_jwt_issuer
         self._leeway = settings.auth_leeway_seconds
+        self._max_ttl = settings.auth_max_token_ttl
         self._claim = settings.auth_user_claim
         # Tokens already verified: the same bytes verify the same way until they expire, so a
         # front end reusing its token costs one dictionary lookup instead of a signature check.
@@ -287,12 +289,27 @@ class TokenVerifier:
             raise Unauthorized("bad signature", reason="bad_signature") from None
         except jwt.PyJWTError:
             raise Unauthorized("malformed token", reason="malformed") from None
+        self._check_times(claims)
         user_id = claims.get(self._claim)
         if not is_valid_user_id(user_id):
             raise Unauthorized(
                 f"claim {self._claim} is not a valid user id", reason="invalid_user_id"
             )
         return user_id, claims, generation
+
+    def _check_times(self, claims: Mapping[str, Any]) -> None:
+        """`exp`, `nbf` and `iat` are NumericDates (RFC 7519 §2): JSON numbers, finite; PyJWT
+        would also take a numeric string. And `exp` lies at most AUTH_MAX_TOKEN_TTL ahead."""
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if name in claims and not _numeric_date(value):
+                raise Unauthorized(f"claim {name} is not a number", reason="malformed")
+        ahead = float(claims["exp"]) - time.time()
+        if ahead > self._max_ttl + self._leeway:
+            raise Unauthorized(
+                f"exp is {ahead:.0f} s ahead, more than AUTH_MAX_TOKEN_TTL ({self._max_ttl} s)",
+                reason="lifetime_too_long",
+            )
 
     async def _key_for(self, alg: str, kid: object) -> Any:
         if alg in HMAC_ALGORITHMS and self._secret is not None:
@@ -307,6 +324,10 @@ class TokenVerifier:
         if alg not in key.algorithms:
             raise Unauthorized("algorithm not accepted", reason="algorithm_not_accepted")
         return key.jwk.key
+
+
+def _numeric_date(value: object) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
 
 
 def issue_token(settings: Settings, user_id: str, *, ttl: int) -> str:
