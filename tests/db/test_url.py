@@ -216,3 +216,27 @@ class TestOnPostgres:
 
         assert search_path == "public"
         assert ssl_in_use is False
+
+
+class TestTlsFiles:
+    def test_libpq_tls_parameters_reach_the_driver(self) -> None:
+        target = parse_database_url(
+            "postgresql://u:p@h/db?sslmode=verify-full&sslrootcert=/etc/ca%20dir/root.crt"
+            "&sslcert=/c.crt&sslkey=/c.key&sslcrl=/revoked.crl&sslpassword=a%26b"
+        )
+
+        assert dict(target.url.query) == {}
+        assert target.connect_args == {
+            "ssl": "verify-full",
+            "dsn": "postgresql://?sslrootcert=%2Fetc%2Fca%20dir%2Froot.crt&sslcert=%2Fc.crt"
+            "&sslkey=%2Fc.key&sslcrl=%2Frevoked.crl&sslpassword=a%26b",
+        }
+
+    def test_a_tls_parameter_given_twice_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="sslrootcert given more than once"):
+            parse_database_url("postgresql://u:p@h/db?sslrootcert=/a&sslrootcert=/b")
+
+    def test_the_printed_url_carries_no_key_passphrase(self) -> None:
+        settings = make_settings(database_url="postgresql://u:p@h/db?sslpassword=hunter2")
+
+        assert "hunter2" not in settings.safe_database_url()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 from sqlalchemy.engine import URL, make_url
 
@@ -18,8 +19,11 @@ _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+asyncpg", "pgsql"}
 _SQLITE_SCHEMES = {"sqlite", "sqlite+aiosqlite"}
 _SSL_MODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
 _SSL_ALIASES = {"true": "require", "1": "require", "false": "disable", "0": "disable"}
-# libpq parameters that asyncpg has no use for (or handles itself through `ssl`).
-_DROPPED_PARAMS = {"channel_binding", "sslrootcert", "sslcert", "sslkey", "sslcrl", "gssencmode"}
+# libpq parameters that asyncpg has no use for.
+_DROPPED_PARAMS = {"channel_binding", "gssencmode"}
+# libpq's TLS files (a private CA, a client certificate and its key, a revocation list) and the
+# key's passphrase: handed to asyncpg, which reads them as libpq does, in a DSN of their own.
+_TLS_PARAMS = ("sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,11 @@ def parse_database_url(raw: str) -> DatabaseTarget:
         connect_args["ssl"] = ssl
     for name in _DROPPED_PARAMS:
         query.pop(name, None)
+    tls = {name: _single(query.pop(name), name) for name in _TLS_PARAMS if name in query}
+    if tls:
+        # asyncpg takes the host, user and the rest as arguments (from SQLAlchemy); these
+        # exist only in a DSN's query, merged with those arguments.
+        connect_args["dsn"] = "postgresql://?" + urlencode(tls, quote_via=quote)
     options = _single(query.pop("options", None), "options")
     unknown = sorted(set(query) - {"prepared_statement_cache_size", "application_name"})
     if unknown:

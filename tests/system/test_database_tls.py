@@ -1,0 +1,300 @@
+"""TLS to PostgreSQL and the start-up errors only a locked-down server gives, against a second
+PostgreSQL cluster made for the test: `initdb` on a spare loopback port, scram passwords, TLS
+with a certificate from a CA made here, one role that logs in with a client certificate, no
+connection without TLS. Skipped where `initdb` is missing (`.ci/run` has it); torn down after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import ipaddress
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.processes import free_port, run_cli
+from tests.system.test_cli_migrate import cli_env
+from todo_api.cli import EXIT_DATABASE
+
+PASSWORD = "tls-test-password"
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+INITDB, PG_CTL = _binary("initdb"), _binary("pg_ctl")
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(INITDB is None or PG_CTL is None, reason="PostgreSQL's initdb is missing"),
+]
+
+
+@dataclass(frozen=True)
+class Authority:
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    path: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def make_authority(directory: Path, name: str) -> Authority:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(_name(name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / f"{name}.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return Authority(key, certificate, path)
+
+
+def issue(
+    authority: Authority, directory: Path, common_name: str, *, server: bool
+) -> tuple[Path, Path]:
+    """A certificate (and its key) signed by `authority`, for the server at 127.0.0.1 and
+    localhost, or for a client logging in as `common_name`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(authority.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+    )
+    if server:
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    certificate = builder.sign(authority.key, hashes.SHA256())
+    certificate_path = directory / f"{common_name}.crt"
+    key_path = directory / f"{common_name}.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_path)
+    return certificate_path, key_path
+
+
+@dataclass(frozen=True)
+class Cluster:
+    port: int
+    authority: Authority
+    other_authority: Authority
+    client_certificate: Path
+    client_key: Path
+
+    def url(
+        self,
+        *,
+        user: str = "postgres",
+        password: str | None = PASSWORD,
+        database: str = "todo",
+        **query: str,
+    ) -> str:
+        credentials = user if password is None else f"{user}:{password}"
+        params = "&".join(f"{name}={value}" for name, value in query.items())
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{database}?{params}"
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: the cluster belongs to the `postgres` user then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's temporary directory: its parents are private to the user running the
+    # suite, and the cluster's user must reach its files.
+    root = Path(tempfile.mkdtemp(prefix="todo-tls-"))
+    root.chmod(0o755)
+    try:
+        yield from _run_cluster(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_cluster(root: Path) -> Iterator[Cluster]:
+    assert INITDB is not None
+    assert PG_CTL is not None
+    certificates, data = root / "certificates", root / "data"
+    certificates.mkdir()
+    authority = make_authority(certificates, "todo-test-ca")
+    other = make_authority(certificates, "another-ca")
+    server_certificate, server_key = issue(authority, certificates, "server", server=True)
+    client_certificate, client_key = issue(authority, certificates, "certuser", server=False)
+    password_file = root / "password"
+    password_file.write_text(PASSWORD)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        for path in [password_file, server_key, server_certificate, authority.path, certificates]:
+            shutil.chown(path, "postgres")
+    port = free_port()
+    subprocess.run(  # noqa: S603 - PostgreSQL's own tools, our arguments
+        _as_postgres(
+            [INITDB, "-D", str(data), "-U", "postgres", f"--pwfile={password_file}",
+             "--auth=scram-sha-256", "--no-sync"]
+        ),
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{root}'\nssl = on\n"
+            f"ssl_cert_file = '{server_certificate}'\nssl_key_file = '{server_key}'\n"
+            f"ssl_ca_file = '{authority.path}'\nfsync = off\nmax_connections = 20\n"
+        )
+    (data / "pg_hba.conf").write_text(
+        "local all all scram-sha-256\n"
+        "hostssl all certuser 127.0.0.1/32 cert\n"
+        "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+        "hostnossl all all 127.0.0.1/32 reject\n"
+    )
+    log = root / "server.log"
+    subprocess.run(  # noqa: S603 - PostgreSQL's own tools, our arguments
+        _as_postgres([PG_CTL, "-D", str(data), "-l", str(log), "-w", "-t", "30", "start"]),
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PGPASSWORD": PASSWORD}
+    try:
+        psql = ["psql", "-h", str(root), "-p", str(port), "-U", "postgres", "-d", "postgres"]
+        for statement in (
+            "CREATE ROLE certuser LOGIN",
+            "CREATE DATABASE todo",
+            "CREATE DATABASE certdb OWNER certuser",
+        ):
+            subprocess.run(  # noqa: S603 - psql, our statements
+                [*psql, "-c", statement], check=True, capture_output=True, env=env
+            )
+        yield Cluster(port, authority, other, client_certificate, client_key)
+    finally:
+        subprocess.run(  # noqa: S603 - PostgreSQL's own tools, our arguments
+            _as_postgres([PG_CTL, "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+
+
+def migrate(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli("migrate", cwd=tmp_path, env={**cli_env(url), "DB_CONNECT_TIMEOUT": "5"})
+
+
+def refusal(url: str, tmp_path: Path) -> str:
+    result = migrate(url, tmp_path)
+    assert result.returncode == EXIT_DATABASE, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("todo-api: cannot use the database at "), line
+    assert PASSWORD not in line
+    return line
+
+
+class TestVerifiedTls:
+    def test_verify_full_with_the_private_ca_connects(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        url = cluster.url(sslmode="verify-full", sslrootcert=str(cluster.authority.path))
+
+        result = migrate(url, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+
+    def test_verify_full_with_another_ca_fails_clearly(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        url = cluster.url(sslmode="verify-full", sslrootcert=str(cluster.other_authority.path))
+
+        line = refusal(url, tmp_path)
+
+        assert "certificate verify failed" in line
+
+    def test_a_client_certificate_logs_in_without_a_password(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        url = cluster.url(
+            user="certuser",
+            password=None,
+            database="certdb",
+            sslmode="verify-full",
+            sslrootcert=str(cluster.authority.path),
+            sslcert=str(cluster.client_certificate),
+            sslkey=str(cluster.client_key),
+        )
+
+        result = migrate(url, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+
+
+class TestStartUpErrorsOfALockedDownServer:
+    def test_a_wrong_password_is_named(self, cluster: Cluster, tmp_path: Path) -> None:
+        line = refusal(cluster.url(password="not-the-password", sslmode="require"), tmp_path)
+
+        assert line.endswith(': password authentication failed for user "postgres"'), line
+        assert "not-the-password" not in line
+
+    def test_tls_required_by_the_server(self, cluster: Cluster, tmp_path: Path) -> None:
+        line = refusal(cluster.url(sslmode="disable"), tmp_path)
+
+        assert "no encryption" in line, line
+
+    def test_serve_says_the_same(self, cluster: Cluster, tmp_path: Path) -> None:
+        url = cluster.url(password="not-the-password", sslmode="require")
+
+        result = run_cli("serve", "--port", "0", cwd=tmp_path, env=cli_env(url))
+
+        assert result.returncode == EXIT_DATABASE
+        assert result.stderr.strip().endswith('password authentication failed for user "postgres"')
