@@ -195,6 +195,9 @@ class TestBadValues:
             ("DB_POOLER", "maybe"),
             ("LOG_LEVEL", "loud"),
             ("LOG_FORMAT", "xml"),
+            ("HTTP_HEADER_TIMEOUT_S", "0"),
+            ("HTTP_BODY_MIN_RATE", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
         ],
     )
     def test_stop_start_up_with_one_line_naming_the_variable(

@@ -175,8 +175,11 @@ def _missing_sqlite_directory(settings: Settings) -> Path | None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from functools import partial
+
     import uvicorn
 
+    from todo_api.http.server import BoundedHttpToolsProtocol, ServerLimits
     from todo_api.observability.metrics import prepare_multiprocess_metrics
 
     if not args.no_migrate:
@@ -191,9 +194,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     prepare_multiprocess_metrics(
         enabled=settings.expose_metrics, workers=1 if args.reload else workers
     )
+    limits = ServerLimits(
+        header_timeout_s=settings.http_header_timeout_s,
+        body_min_rate=settings.http_body_min_rate,
+        max_connections=settings.http_max_connections,
+    )
     uvicorn.run(
         "todo_api.main:serve_app",
         factory=True,
+        http=partial(BoundedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
         host=args.host,
         port=args.port,
         workers=None if args.reload else workers,

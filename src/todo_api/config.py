@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     rate_limit: str | None = None
     redis_url: str | None = Field(default=None, repr=False)
     max_body_size: int = Field(default=65536, ge=1024)
+    # What `todo-api serve` allows one connection (see `http.server`).
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_body_min_rate: int = Field(default=1024, ge=1)
+    http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
 
     @field_validator("environment", "db_pooler", "log_format", mode="before")
     @classmethod
