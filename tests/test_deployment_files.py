@@ -376,6 +376,20 @@ def test_api_starts_after_healthy_databases_and_a_finished_migration(
     assert option(command, "--host") == ALL_INTERFACES
 
 
+def test_the_api_is_reached_only_through_the_proxy(services: dict[str, Any]) -> None:
+    api, proxy = services["api"], services["proxy"]
+    assert "ports" not in api, "the API must not be published past the proxy"
+    assert environment(api)["FORWARDED_ALLOW_IPS"] == "*"  # safe only because of the line above
+    assert str(proxy["image"]).split(":")[0] == "nginx"
+    template = "./deploy/nginx/default.conf.template"
+    assert f"{template}:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+    assert (ROOT / template).is_file()
+    env = environment(proxy)
+    assert env["TODO_API_UPSTREAM"] == f"api:{option(api['command'], '--port')}"
+    assert {"TLS_CERTIFICATE", "TLS_CERTIFICATE_KEY"} <= set(env)
+    assert "443:443" in proxy["ports"]
+
+
 def test_api_stop_grace_outlasts_the_shutdown_grace(services: dict[str, Any]) -> None:
     api = services["api"]
     grace = float(environment(api).get("SHUTDOWN_GRACE_S", "30"))
@@ -404,12 +418,16 @@ def test_app_services_only_set_real_settings(
     services: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = environment(services[name])
-    unknown = set(env) - setting_variables()
+    unknown = set(env) - setting_variables() - set(STANDARD_VARIABLES)
     assert not unknown, f"{name} sets variables Settings does not read: {sorted(unknown)}"
     # And the values pass validation (production included) as the container would read them.
     for variable in setting_variables():
         monkeypatch.delenv(variable, raising=False)
-    values: dict[str, Any] = {key.lower(): interpolate(value) for key, value in env.items()}
+    values: dict[str, Any] = {
+        key.lower(): interpolate(value)
+        for key, value in env.items()
+        if key not in STANDARD_VARIABLES
+    }
     values["auth_jwt_secret"] = "x" * 32
     settings = Settings(_env_file=None, **values)
     assert settings.is_production

@@ -268,4 +268,7 @@ def _request_id_and_origin(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str,
 
 def _client(scope: Scope) -> str | None:
     client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else None
+    if not client:
+        return None
+    # A forwarded address (X-Forwarded-For from a trusted proxy) comes without a port: port 0.
+    return f"{client[0]}:{client[1]}" if client[1] else str(client[0])
