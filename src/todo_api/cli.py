@@ -38,11 +38,24 @@ def _say(message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="todo-api", description="The Todo API service.")
+    from todo_api import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="todo-api",
+        description="The Todo API service. Settings come from the environment or a .env file "
+        "(README, Configuration); the database is DATABASE_URL, ./todo.db (SQLite) when unset.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="apply pending migrations, then serve HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 for every interface (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
+    )
     serve.add_argument(
         "--workers",
         type=int,
@@ -59,8 +72,10 @@ def _parser() -> argparse.ArgumentParser:
         help="delete expired idempotency keys and tombstones older than TOMBSTONE_RETENTION_DAYS",
     )
     token = commands.add_parser("token", help="print a bearer token for USER_ID (HS256, secret)")
-    token.add_argument("user_id")
-    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument("user_id", help="the user the token speaks for (its `sub` claim)")
+    token.add_argument(
+        "--ttl", type=int, default=3600, help="lifetime in seconds (default: %(default)s)"
+    )
     return parser
 
 
@@ -166,6 +181,15 @@ def _default_workers(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
+def _database_named(settings: Settings) -> str:
+    target = settings.database
+    if not target.is_sqlite:
+        return f"PostgreSQL at {settings.safe_database_url()}"
+    if target.is_memory or target.url.database is None:
+        return "SQLite in memory"
+    return f"SQLite file {Path(target.url.database).expanduser().absolute()}"
+
+
 def _missing_sqlite_directory(settings: Settings) -> Path | None:
     target = settings.database
     if not target.is_sqlite or target.is_memory or target.url.database is None:
@@ -231,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "token":
         return _token(settings, args)
     configure_logging(settings)
+    # First, so nobody migrates or serves one database believing it is another.
+    logger.info("%s: %s", args.command, _database_named(settings))
     if args.command == "migrate":
         return _run_migrations(settings)
     if args.command == "purge":

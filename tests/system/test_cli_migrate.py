@@ -58,9 +58,11 @@ class TestMigrateCommand:
 
         assert result.returncode == EXIT_DATABASE
         assert "Traceback" not in result.stderr
+        # The line naming the database it acts on, then the one reason it cannot.
         lines = result.stderr.splitlines()
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("todo-api: cannot use the database at ")
+        assert len(lines) == 2, result.stderr
+        assert lines[0].endswith(f"migrate: SQLite file {tmp_path}/missing-dir/cli.db")
+        assert lines[1].startswith("todo-api: cannot use the database at ")
 
 
 @pytest.mark.postgres_only

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.certificates import Authority, issue, make_authority
+from tests.support.databases import make_settings
 from tests.support.processes import free_port, run_cli
 from tests.system.test_cli_migrate import cli_env
 from todo_api.cli import EXIT_DATABASE
@@ -145,11 +146,17 @@ def migrate(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     return run_cli("migrate", cwd=tmp_path, env={**cli_env(url), "DB_CONNECT_TIMEOUT": "5"})
 
 
+def safe_url(url: str) -> str:
+    return make_settings(database_url=url).safe_database_url()
+
+
 def refusal(url: str, tmp_path: Path) -> str:
     result = migrate(url, tmp_path)
     assert result.returncode == EXIT_DATABASE, result.stderr
     assert "Traceback" not in result.stderr
-    [line] = result.stderr.splitlines()
+    # The line naming the database the command acts on, then the reason it cannot.
+    [named, line] = result.stderr.splitlines()
+    assert named.endswith(" migrate: PostgreSQL at " + safe_url(url)), named
     assert line.startswith("todo-api: cannot use the database at "), line
     assert PASSWORD not in line
     return line
