@@ -44,6 +44,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
+@pytest.hookimpl(trylast=True)  # after the coverage report
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line: which databases the suite ran on, and how to run the rest."""
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    if postgres_url() is None:
+        ran = "SQLite only"
+        rest = (
+            f"for PostgreSQL, {POSTGRES_ENV}=postgresql://postgres@127.0.0.1:5432/test make test; "
+            "through PgBouncer, make test-pgbouncer"
+        )
+    elif THROUGH_POOLER:
+        ran = "SQLite and PostgreSQL through PgBouncer"
+        rest = "direct PostgreSQL: make test without DB_POOLER"
+    else:
+        ran = "SQLite and PostgreSQL"
+        rest = "through PgBouncer: make test-pgbouncer"
+    terminalreporter.write_line(f"databases: {ran} ({skipped} skipped); the rest: {rest}")
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
