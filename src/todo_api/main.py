@@ -19,6 +19,7 @@ from todo_api.config import Settings, load_settings
 from todo_api.db.connect import create_database
 from todo_api.db.database import Database
 from todo_api.db.faults import is_database_unavailable
+from todo_api.http.docs import install_docs
 from todo_api.http.middleware import RequestMiddleware
 from todo_api.http.openapi import build_openapi
 from todo_api.http.problems import install_error_handlers
@@ -96,6 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A path with a trailing slash is not found: a redirect would name the Host header's
         # site, before authentication (an open redirect for anyone who can set that header).
         redirect_slashes=False,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN; `install_docs` serves its own.
+        docs_url=None,
+        redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks check the global providers on every request;
         # this service configures no OpenTelemetry, so they would only cost time.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.error_tracking = error_tracking
     app.state.idempotency = IdempotencyKeys(ttl=timedelta(hours=settings.idempotency_key_ttl_hours))
     app.include_router(health.router)
+    install_docs(app, openapi_url=app.openapi_url or "/openapi.json")
     if app.state.metrics is not None:
         app.include_router(metrics.router)
     require_guard(app)
