@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import launch
+from tests.support.processes import serving
 from tests.support.tokens import SECRET, bearer, hs256_token
 from tests.system.test_cli_migrate import cli_env
 
@@ -41,12 +41,8 @@ document.addEventListener("securitypolicyviolation", (e) => {
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("docs")
     env = {**cli_env(f"sqlite+aiosqlite:///{root / 'todo.db'}"), "AUTH_JWT_SECRET": SECRET}
-    process, url = launch(cwd=root, env=env)
-    try:
+    with serving(cwd=root, env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
