@@ -3,7 +3,7 @@
 #   docker build -t todo-api .
 #   docker run --rm -p 8000:8000 -e DATABASE_URL=postgresql://... -e AUTH_JWT_SECRET=... todo-api
 #
-# Two stages: the builder installs the project (no dev extra) into a virtual environment; the
+# Two stages: the builder installs the locked project (no dev extra) into a virtual environment; the
 # runtime stage copies only that environment onto a fresh slim Python, so no build tool, pip
 # cache or source tree ends up in the image. Every dependency ships wheels: no compiler needed.
 # The Python minor version matches the one CI tests on (requires-python is >=3.11).
@@ -11,18 +11,25 @@ ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS builder
 
+# uv installs exactly the locked set (uv.lock) into /opt/venv, with this image's Python.
+ARG UV_VERSION=0.13.8
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+    PIP_NO_CACHE_DIR=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/venv \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
+RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 
 WORKDIR /build
 # README.md is the package's long description (pyproject's `readme`), so the build needs it.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml uv.lock README.md ./
 COPY src ./src
-# A regular (non-editable) install: pip builds the wheel and installs it with its dependencies.
-RUN pip install --no-cache-dir . \
-    && todo-api --help > /dev/null
+# The runtime dependencies and the extras a deployment turns on with a setting (redis for
+# REDIS_URL, sentry for SENTRY_DSN); the project itself as a wheel, not editable.
+RUN uv sync --locked --no-editable --extra redis --extra sentry \
+    && /opt/venv/bin/todo-api --help > /dev/null
 
 
 FROM python:${PYTHON_VERSION}-slim AS runtime

@@ -1,27 +1,46 @@
-# Everything runs inside .venv, created on first use; the project is (re)installed into it only
-# when pyproject.toml changes. `make run` needs the runtime dependencies, the rest the dev extra.
+# Everything runs inside .venv, installed by uv from the committed lock (uv.lock), exactly: the
+# same versions on every machine (--locked: a pyproject.toml changed without `make lock` stops). uv itself is installed from PyPI into .tools/ on first use, so
+# a fresh machine needs nothing but Python 3.11+ and make. `make run` needs the runtime
+# dependencies, the rest the dev extra (with the redis and sentry extras it tests).
 PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# uv installs into .venv with this machine's Python, never one it downloads.
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test test-pgbouncer lint format migrate bench clean
+.PHONY: run test test-pgbouncer lint format migrate bench lock clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(UV):
+	@echo "make: installing uv $(UV_VERSION) into $(TOOLS)/ (once)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check uv==$(UV_VERSION)
 
-$(RUNTIME): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(RUNTIME): pyproject.toml uv.lock | $(UV)
+	@echo "make: installing the locked runtime dependencies into $(VENV)/ (the first time takes a minute)"
+	@$(UV) sync --locked --inexact --quiet
 	@touch $@
 
-$(DEV): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(DEV): pyproject.toml uv.lock | $(UV)
+	@echo "make: installing the locked runtime and development dependencies into $(VENV)/"
+	@$(UV) sync --locked --extra dev --quiet
 	@touch $@ $(RUNTIME)
 
-run: $(RUNTIME)  ## serve on http://127.0.0.1:8000 (SQLite unless DATABASE_URL says otherwise)
-	$(BIN)/todo-api serve
+# After changing a dependency in pyproject.toml: resolve again and commit uv.lock.
+lock: | $(UV)
+	$(UV) lock
+
+run: $(RUNTIME)  ## serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)
+	@echo "make: serving on http://$(HOST):$(PORT) (Swagger UI at http://$(HOST):$(PORT)/docs); Ctrl+C stops"
+	$(BIN)/todo-api serve --host $(HOST) --port $(PORT)
 
 test: $(DEV)  ## the suite with coverage; its PostgreSQL half runs when TEST_DATABASE_URL is set
 	$(BIN)/pytest -n 2 --cov --cov-report=term:skip-covered
@@ -49,4 +68,4 @@ bench: $(DEV)  ## service vs bare-asyncpg baseline under wrk (needs wrk and Post
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

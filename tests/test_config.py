@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -277,3 +280,51 @@ class TestSecretsStayOutOfRepr:
         shown = repr(settings)
         for secret in ("db-secret", "redis-secret", "jwks-secret", "s" * 40):
             assert secret not in shown
+
+
+class TestOptionalExtras:
+    """redis and sentry-sdk are extras: configuring one that is not installed stops start-up
+    with the install command. (Their absence is simulated: this environment has every extra.)"""
+
+    @pytest.mark.parametrize(
+        ("variable", "value", "module", "extra"),
+        [
+            ("REDIS_URL", "redis://127.0.0.1:6379/0", "redis", "redis"),
+            ("SENTRY_DSN", "https://key@sentry.example/1", "sentry_sdk", "sentry"),
+        ],
+    )
+    def test_a_configured_extra_that_is_missing_is_named(
+        self, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, module: str, extra: str
+    ) -> None:
+        real_find_spec = importlib.util.find_spec
+        monkeypatch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda name, *args: None if name == module else real_find_spec(name, *args),
+        )
+
+        message = config_error(monkeypatch, **{variable: value})
+
+        assert message == (
+            f"invalid configuration: {variable}: needs the {extra} extra: "
+            f"pip install 'todo-api[{extra}]'"
+        )
+
+    def test_installed_extras_are_accepted(self) -> None:
+        settings = load_settings(_env_file=None, redis_url="redis://127.0.0.1:6379/0")
+
+        assert settings.redis_url == "redis://127.0.0.1:6379/0"
+
+
+class TestImportsStayLazy:
+    def test_the_app_imports_neither_redis_nor_sentry_unless_configured(self) -> None:
+        code = (
+            "import sys; from todo_api.main import create_app; create_app(); "
+            "print(sorted(m for m in ('redis', 'sentry_sdk') if m in sys.modules))"
+        )
+        env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": "sqlite+aiosqlite://"}
+        result = subprocess.run(  # noqa: S603 - our own interpreter
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+
+        assert result.stdout.strip() == "[]"

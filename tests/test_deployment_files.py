@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -247,6 +248,53 @@ def test_no_dev_dependencies_or_editable_install(stages: list[Stage]) -> None:
         for run in stage.all("RUN"):
             assert "[dev]" not in run.arguments
             assert not re.search(r"pip install[^&;]*\s(-e|--editable)\s", run.arguments)
+
+
+def uv_sync(stages: list[Stage]) -> list[str]:
+    """The builder's `uv sync ...` command line (the one install of the project)."""
+    runs = [run.arguments for stage in stages for run in stage.all("RUN")]
+    found = [cmd.split("&&")[0].split() for cmd in runs if cmd.startswith("uv sync")]
+    assert len(found) == 1, "exactly one `uv sync` installs the project"
+    return found[0]
+
+
+def test_the_image_installs_exactly_the_lock(stages: list[Stage]) -> None:
+    sync = uv_sync(stages)
+    assert "--locked" in sync or "--frozen" in sync
+    assert "--no-editable" in sync
+    copied = [item.arguments for stage in stages for item in stage.all("COPY")]
+    assert any("uv.lock" in arguments.split() for arguments in copied)
+    assert (ROOT / "uv.lock").is_file()
+
+
+# Settings that need an optional extra: an image that a deployment configures with one must
+# have it installed, or the service stops at start-up (Settings names the missing extra).
+EXTRA_OF_SETTING = {"REDIS_URL": "redis", "SENTRY_DSN": "sentry"}
+
+
+def test_the_image_has_every_extra_a_setting_may_turn_on(
+    stages: list[Stage], services: dict[str, Any]
+) -> None:
+    sync = uv_sync(stages)
+    installed = {sync[i + 1] for i, word in enumerate(sync) if word == "--extra"}
+    assert set(EXTRA_OF_SETTING.values()) <= installed
+    # And the shipped stack sets one of them: the image it builds must carry that extra.
+    used = {
+        EXTRA_OF_SETTING[key] for key in environment(services["api"]) if key in EXTRA_OF_SETTING
+    }
+    assert used == {"redis"}
+    assert used <= installed
+
+
+def test_extras_exist_in_the_project() -> None:
+    document = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    extras = document["project"]["optional-dependencies"]
+    for extra in EXTRA_OF_SETTING.values():
+        assert extra in extras, extra
+    runtime = " ".join(document["project"]["dependencies"])
+    # Optional: not installed with the runtime dependencies.
+    assert "redis" not in runtime
+    assert "sentry" not in runtime
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -157,6 +158,8 @@ class Settings(BaseSettings):
     def _check_redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// or rediss:// URL")
+        if value is not None:
+            _require_extra("redis", "redis")
         return value
 
     @field_validator("metrics_token")
@@ -171,6 +174,8 @@ class Settings(BaseSettings):
     def _check_sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("must be a Sentry DSN, like https://<key>@<host>/<project>")
+        if value is not None:
+            _require_extra("sentry_sdk", "sentry")
         return value
 
     @field_validator("database_url")
@@ -231,6 +236,12 @@ class Settings(BaseSettings):
         """The database URL with its password masked, for logs."""
         url: URL = self.database.url
         return url.render_as_string(hide_password=True)
+
+
+def _require_extra(module: str, extra: str) -> None:
+    """An optional integration that is configured must be installed (found, not imported)."""
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"needs the {extra} extra: pip install 'todo-api[{extra}]'")
 
 
 class ConfigurationError(Exception):

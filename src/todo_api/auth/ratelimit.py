@@ -10,12 +10,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
-from redis.asyncio import ConnectionPool
+
+if TYPE_CHECKING:
+    from redis.asyncio import ConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,9 @@ class RateLimiter:
         self._redis: FixedWindowRateLimiter | None = None
         self._redis_down_until = 0.0
         if redis_url:
+            # Imported only when configured: redis is an optional extra (`todo-api[redis]`).
+            from redis.asyncio import ConnectionPool
+
             # Our own pool, so shutting down can close its connections.
             self._redis_pool = ConnectionPool.from_url(
                 redis_url,
