@@ -7,7 +7,8 @@ without its access log, and the baseline (its asyncpg pool without the per-relea
 stack's real limit). wrk drives each in turn, scenario by scenario. It prints req/s, p50, p99,
 errors, server CPU per request and peak RSS, the service/baseline ratios, the access log's share
 of a request's CPU, the time from `todo-api serve` to a first answer (1 and 2 workers) and the
-time of `todo-api --help`. `--servers uvicorn,granian` repeats the load on each server.
+time of `todo-api --help`, and the `get` scenario again while 300 connections flood `/health`.
+`--servers uvicorn,granian` repeats the load on each server.
 """
 
 from __future__ import annotations
@@ -277,6 +278,40 @@ def measure(
     )
 
 
+HEALTH_FLOOD_CONNECTIONS = 300
+
+
+def measure_under_health_flood(
+    server: Server, args: argparse.Namespace, data: Path
+) -> dict[str, float]:
+    """The `get` scenario while another wrk floods `/health` (unauthenticated, not rate
+    limited) over HEALTH_FLOOD_CONNECTIONS connections: what probes cost the API's requests."""
+    flood = subprocess.Popen(
+        [
+            "wrk",
+            "-t1",
+            f"-c{HEALTH_FLOOD_CONNECTIONS}",
+            f"-d{args.duration + 2}s",
+            "--timeout",
+            "5s",
+            f"http://127.0.0.1:{server.port}/health",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)  # the flood is under way before the measured requests start
+    stats = run_wrk(server, "get", args.duration, data, args.connections)
+    output, _ = flood.communicate()
+    health = next(line for line in output.splitlines() if line.startswith("Requests/sec:"))
+    return {
+        "rps": stats["requests"] / stats["seconds"],
+        "p50_ms": stats["p50_us"] / 1000,
+        "p99_ms": stats["p99_us"] / 1000,
+        "errors": stats["non2xx"] + stats["socket_errors"],
+        "health_rps": float(health.split()[1]),
+    }
+
+
 SERVERS = ("uvicorn", "granian")
 # How `todo-api serve` serves; the baseline is served the same way, so the ratio compares apps.
 SERVICE_SERVER = "uvicorn"
@@ -377,7 +412,9 @@ def time_startups(url: str) -> dict[str, float]:
     return startups
 
 
-def print_table(results: list[Result], timings: dict[str, float]) -> None:
+def print_table(
+    results: list[Result], timings: dict[str, float], flood: dict[str, float] | None
+) -> None:
     header = (
         f"{'scenario':<8} {'server':<8} {'target':<14} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'errors':>6} {'CPU us/req':>10} {'RSS MB':>7}"
@@ -413,6 +450,13 @@ def print_table(results: list[Result], timings: dict[str, float]) -> None:
     print("access log: the share of the service's CPU per request that goes away without it")
     for name, seconds in timings.items():
         print(f"{name}: {seconds:.2f} s")
+    if flood is not None:
+        print(
+            f"get under a /health flood ({HEALTH_FLOOD_CONNECTIONS} connections): "
+            f"{flood['rps']:.0f} req/s, p50 {flood['p50_ms']:.2f} ms, "
+            f"p99 {flood['p99_ms']:.2f} ms, {flood['errors']:.0f} errors; "
+            f"/health answered {flood['health_rps']:.0f} req/s"
+        )
 
 
 def main() -> int:
@@ -443,6 +487,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     ids = asyncio.run(prepare_database(url))
     results: list[Result] = []
+    flood: dict[str, float] | None = None
     timings = {"todo-api --help": time_help()}
     timings.update(time_startups(url))
     with tempfile.TemporaryDirectory() as tmp:
@@ -469,12 +514,21 @@ def main() -> int:
                         + ", ".join(f"{n} {r.rps:.0f} req/s" for n, r in measured.items()),
                         file=sys.stderr,
                     )
+                if flood is None and "get" in args.scenarios.split(","):
+                    flood = measure_under_health_flood(targets[0], args, data)
             finally:
                 for target in targets:
                     target.stop()
-    print_table(results, timings)
+    print_table(results, timings, flood)
     (RESULTS / "latest.json").write_text(
-        json.dumps({"results": [asdict(r) for r in results], "timings_s": timings}, indent=2)
+        json.dumps(
+            {
+                "results": [asdict(r) for r in results],
+                "timings_s": timings,
+                "get_under_health_flood": flood,
+            },
+            indent=2,
+        )
     )
     return 0
 
