@@ -219,6 +219,20 @@ class TestEdgeLimits:
         assert response == b"" or status_of(response) == 408
         assert HEADER_TIMEOUT_S - 1 <= elapsed <= HEADER_TIMEOUT_S + 5
 
+    def test_a_flood_of_probes_is_cut_at_the_edge(self, edge: Edge) -> None:
+        with edge.client(local_address="127.0.0.3") as client:
+            started = time.monotonic()
+            statuses = [client.get("/health").status_code for _ in range(40)]
+            elapsed = time.monotonic() - started
+
+        assert statuses[:10] == [200] * 10  # a burst is allowed
+        # Then 5 a second: the rest are refused at the edge, never reaching the API.
+        assert statuses.count(200) <= 11 + 5 * elapsed
+        assert statuses.count(200) + statuses.count(503) == len(statuses)
+        assert statuses.count(503) > 0
+        with edge.client(local_address="127.0.0.4") as other:  # per address
+            assert other.get("/health").status_code == 200
+
     def test_one_address_cannot_hold_more_than_its_share_of_requests(self, edge: Edge) -> None:
         held: list[ssl.SSLSocket] = []
         try:
