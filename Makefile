@@ -25,7 +25,7 @@ $(UV):
 	@$(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check uv==$(UV_VERSION)
 
 $(RUNTIME): pyproject.toml uv.lock | $(UV)
-	@echo "make: installing the locked runtime dependencies into $(VENV)/ (the first time takes a minute)"
+	@echo "make: installing the locked runtime dependencies into $(VENV)/ (under a minute the first time)"
 	@$(UV) sync --locked --inexact --quiet
 	@touch $@
 
