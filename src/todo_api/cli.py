@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="todo-api",
         description="The Todo API service. Settings come from the environment or a .env file "
-        "(README, Configuration); the database is DATABASE_URL, ./todo.db (SQLite) when unset.",
+        "(docs/configuration.md); the database is DATABASE_URL, ./todo.db (SQLite) when unset.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -32,7 +32,7 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 class Settings(BaseSettings):
-    """Every setting the service reads; see `.env.example` and the README for each variable."""
+    """Every setting the service reads; `.env.example` and docs/configuration.md explain each."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

@@ -1,7 +1,7 @@
 """The limits `todo-api serve` puts on every connection, tried with raw sockets against a real
 served process: a header block over 64 KiB, a header or body trickled in, an idle connection that
 never asks, and one connection too many. Deadlines are short here (HTTP_HEADER_TIMEOUT_S) so the
-tests take seconds; the defaults are in the README."""
+tests take seconds; the defaults are in docs/configuration.md."""
 
 from __future__ import annotations
 

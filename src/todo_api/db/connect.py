@@ -81,7 +81,7 @@ def postgres_connect_args(target: DatabaseTarget, settings: Settings) -> dict[st
         server_settings["options"] = target.server_options
     if settings.db_statement_timeout_ms and not pooled:
         # Poolers reject unknown startup parameters; behind one, set the timeout on the role
-        # (ALTER ROLE ... SET statement_timeout), as the README explains.
+        # (ALTER ROLE ... SET statement_timeout), as docs/configuration.md explains.
         server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     connect_args["server_settings"] = server_settings
     connect_args["timeout"] = settings.db_connect_timeout
