@@ -138,9 +138,8 @@ def test_every_shell_example_runs(document: Path, tmp_path: Path) -> None:
             assert matches(example.expected, output), f"{example} printed:\n{output}"
 
 
-def test_the_example_parser() -> None:
-    document = ROOT / "build" / "parser-check.md"
-    document.parent.mkdir(exist_ok=True)
+def test_the_example_parser(tmp_path: Path) -> None:
+    document = tmp_path / "check.md"
     document.write_text(
         "<!-- not run: docker -->\n```sh\ndocker ps\n```\n\n```sh\necho hi\n```\n\n"
         "```text\nh…\n```\n"
