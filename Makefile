@@ -6,6 +6,9 @@ PYTHON ?= python3
 UV_VERSION := 0.13.8
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
+# Named after the version, so changing UV_VERSION installs that one (the Dockerfile's ARG says the
+# same; tests/test_deployment_files.py checks they agree).
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
 VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
@@ -19,23 +22,24 @@ export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: run test test-pgbouncer lint format migrate bench lock clean
 
-$(UV):
+$(UV_STAMP):
 	@echo "make: installing uv $(UV_VERSION) into $(TOOLS)/ (once)"
 	@$(PYTHON) -m venv $(TOOLS)
 	@$(TOOLS)/bin/python -m pip install -qq --disable-pip-version-check uv==$(UV_VERSION)
+	@touch $@
 
-$(RUNTIME): pyproject.toml uv.lock | $(UV)
+$(RUNTIME): pyproject.toml uv.lock | $(UV_STAMP)
 	@echo "make: installing the locked runtime dependencies into $(VENV)/ (under a minute the first time)"
 	@$(UV) sync --locked --inexact --quiet
 	@touch $@
 
-$(DEV): pyproject.toml uv.lock | $(UV)
+$(DEV): pyproject.toml uv.lock | $(UV_STAMP)
 	@echo "make: installing the locked runtime and development dependencies into $(VENV)/"
 	@$(UV) sync --locked --extra dev --quiet
 	@touch $@ $(RUNTIME)
 
 # After changing a dependency in pyproject.toml: resolve again and commit uv.lock.
-lock: | $(UV)
+lock: | $(UV_STAMP)
 	$(UV) lock
 
 run: $(RUNTIME)  ## serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)

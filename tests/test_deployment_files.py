@@ -6,6 +6,7 @@ No container engine is needed: the files are parsed and checked against what the
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
@@ -258,6 +259,14 @@ def uv_sync(stages: list[Stage]) -> list[str]:
     return found[0]
 
 
+def test_the_image_and_the_makefile_use_one_uv(stages: list[Stage]) -> None:
+    makefile = re.search(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    image = re.search(r"^ARG UV_VERSION=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert makefile is not None
+    assert image is not None
+    assert makefile.group(1) == image.group(1)
+
+
 def test_the_image_installs_exactly_the_lock(stages: list[Stage]) -> None:
     sync = uv_sync(stages)
     assert "--locked" in sync or "--frozen" in sync
@@ -318,6 +327,12 @@ def interpolate(value: str) -> str:
         return f"placeholder-{match.group(1).lower()}"
 
     return SUBSTITUTION.sub(replace, value)
+
+
+def compose_document() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
 
 
 @pytest.fixture(scope="module")
@@ -427,7 +442,15 @@ def test_api_starts_after_healthy_databases_and_a_finished_migration(
 def test_the_api_is_reached_only_through_the_proxy(services: dict[str, Any]) -> None:
     api, proxy = services["api"], services["proxy"]
     assert "ports" not in api, "the API must not be published past the proxy"
-    assert environment(api)["FORWARDED_ALLOW_IPS"] == "*"  # safe only because of the line above
+    # Forwarded addresses are trusted from the edge network only, which holds just the two.
+    edge = ipaddress.ip_network(
+        compose_document()["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+    )
+    assert ipaddress.ip_network(environment(api)["FORWARDED_ALLOW_IPS"]) == edge
+    assert [name for name, s in services.items() if "edge" in (s.get("networks") or [])] == [
+        "api",
+        "proxy",
+    ]
     assert str(proxy["image"]).split(":")[0] == "nginx"
     template = "./deploy/nginx/default.conf.template"
     assert f"{template}:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]

@@ -227,6 +227,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         "todo_api.main:serve_app",
         factory=True,
         http=partial(BoundedHttpToolsProtocol, limits=limits),  # type: ignore[arg-type]
+        # No WebSocket route exists; an installed websockets package must not take upgrades.
+        ws="none",
         host=args.host,
         port=args.port,
         workers=None if args.reload else workers,

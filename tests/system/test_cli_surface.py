@@ -82,7 +82,6 @@ def test_postgresql_is_named_with_its_password_masked(tmp_path: Path) -> None:
 
 
 def test_serve_names_its_database_first(tmp_path: Path) -> None:
-    database = tmp_path / "served.db"
     missing_directory = tmp_path / "nowhere" / "x.db"
     url = f"sqlite+aiosqlite:///{missing_directory}"  # fails right after the line: no server left
 
@@ -90,4 +89,4 @@ def test_serve_names_its_database_first(tmp_path: Path) -> None:
 
     assert result.returncode == EXIT_DATABASE
     assert first_line(result.stderr).endswith(f"serve: SQLite file {missing_directory}")
-    assert not database.exists()
+    assert not missing_directory.parent.exists()  # named, then refused: nothing was created

@@ -154,9 +154,10 @@ def refusal(url: str, tmp_path: Path) -> str:
     result = migrate(url, tmp_path)
     assert result.returncode == EXIT_DATABASE, result.stderr
     assert "Traceback" not in result.stderr
-    # The line naming the database the command acts on, then the reason it cannot.
-    [named, line] = result.stderr.splitlines()
-    assert named.endswith(" migrate: PostgreSQL at " + safe_url(url)), named
+    # The line naming the database the command acts on, then the one reason it cannot.
+    lines = result.stderr.splitlines()
+    assert lines[0].endswith(" migrate: PostgreSQL at " + safe_url(url)), lines[0]
+    [line] = [line for line in lines if line.startswith("todo-api:")]
     assert line.startswith("todo-api: cannot use the database at "), line
     assert PASSWORD not in line
     return line

@@ -84,7 +84,13 @@ def render(template: str, *, upstream: str, certificate: Path, key: Path, ports:
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     root: Path = tmp_path_factory.mktemp("proxy")
     api_log = root / "api.log"
-    env = {**cli_env(f"sqlite+aiosqlite:///{root / 'todo.db'}"), "LOG_FORMAT": "json"}
+    # Trusting any forwarder makes uvicorn take the leftmost X-Forwarded-For entry: the client's
+    # own, had nginx appended to the header rather than replaced it.
+    env = {
+        **cli_env(f"sqlite+aiosqlite:///{root / 'todo.db'}"),
+        "LOG_FORMAT": "json",
+        "FORWARDED_ALLOW_IPS": "*",
+    }
     with api_log.open("wb") as stderr:
         api, base_url = launch(cwd=root, env=env, stderr=stderr)
     authority = make_authority(root, "edge-ca")

@@ -14,7 +14,9 @@ This subclass adds, per connection:
 
 These answers come from the server, not the application, so they are plain text. Timers are armed
 only while a request is incomplete at the end of a read: a request that arrives in one read (nearly
-all of them) costs a counter and nothing else.
+all of them) costs a counter and nothing else. A request pipelined behind another in one read
+gets its deadline at the end of that read; its bytes there are not counted toward the cap until
+its header block is complete (when its size is checked exactly).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._body_started = 0.0
         self._requests = 0
         self._refused = False
+        # A request began inside a read that also ended the one before (pipelining): its first
+        # bytes were not counted, and no deadline was armed for it yet.
+        self._began = False
 
     # Connection events
 
@@ -84,7 +89,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_headers:
             if self._header_bytes > self.limits.header_bytes:
                 self._refuse(431, f"header block over {self.limits.header_bytes} bytes")
-            elif self._header_bytes and self._timer is None:
+            elif (self._header_bytes or self._began) and self._timer is None:
                 self._arm(self.limits.header_timeout_s, self._headers_late)
         elif self._in_body and self._timer is None:
             self._body_started = self.loop.time()
@@ -92,11 +97,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     # Parser callbacks
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._began = True
+
     def on_headers_complete(self) -> None:
         if self._refused:
             return
         self._disarm()
         self._in_headers = False
+        self._began = False
         # Exact for a block that arrived in one read (the per-read count sees only whole reads).
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
         if size > self.limits.header_bytes:
@@ -136,7 +146,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._timer = None
         if self.transport.is_closing():
             return
-        if self._header_bytes == 0 or not self._idle():
+        if (self._header_bytes == 0 and not self._began) or not self._idle():
             self.transport.close()  # nothing asked yet, or an answer already on its way
             return
         self._refuse(408, f"header block not received within {self.limits.header_timeout_s:g} s")
@@ -146,7 +156,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if not self._in_body or self.transport.is_closing():
             return
         now = self.loop.time()
-        if self.flow.read_paused:  # the application is behind, not the client
+        if self.flow.read_paused:  # the application is behind, not the client: that second is
+            self._body_started += 1.0  # not the client's to make up
             self._arm(1.0, self._body_late)
             return
         due = (
@@ -170,6 +181,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 
+    def _may_answer(self) -> bool:
+        """Whether an answer now would be read as the answer to the request being refused: no
+        earlier response is pending, or the one pending is this request's own, not begun."""
+        if self._idle():
+            return True
+        return self._in_body and not self.cycle.response_started
+
     def _arm(self, delay: float, callback: Any) -> None:
         self._disarm()
         self._timer = self.loop.call_later(delay, callback)
@@ -183,12 +201,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         return f"{self.client[0]}:{self.client[1]}" if self.client else None
 
     def _refuse(self, status: int, reason: str, *, retry_after: int | None = None) -> None:
-        """Answer `status` in plain text and close the connection; nothing more is read."""
+        """Answer `status` in plain text and close the connection; nothing more is read. Behind
+        an earlier response still on its way (pipelining), the connection is only closed."""
         self._refused = True
         self._disarm()
         logger.info("request refused (%d): %s", status, reason, extra={"client": self._client()})
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False
+        if not self._may_answer():
+            self.transport.close()
+            return
         body = reason.encode() + b"\n"
         head = [
             b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]),
