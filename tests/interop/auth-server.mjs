@@ -16,7 +16,14 @@ const auth = betterAuth({
   database: new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 3 }),
   emailAndPassword: { enabled: true },
   // The tokens' iss and aud are the base URL: the API checks both (AUTH_JWT_ISSUER/AUDIENCE).
-  plugins: [jwt()],
+  // JWKS_ROTATION_S (seconds) turns on key rotation; retired keys stay served for an hour.
+  plugins: [
+    jwt({
+      jwks: process.env.JWKS_ROTATION_S
+        ? { rotationInterval: Number(process.env.JWKS_ROTATION_S), gracePeriod: 3600 }
+        : {},
+    }),
+  ],
 });
 const { runMigrations } = await getMigrations(auth.options);
 await runMigrations();

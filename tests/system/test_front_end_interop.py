@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -88,8 +89,9 @@ def test_the_front_end_script_type_checks() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture
-def auth_server(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def better_auth(tmp_path: Path, **settings: str) -> Iterator[str]:
+    """`auth-server.mjs` on a free port with a database of its own; yields its base URL."""
     if postgres_url() is None:
         pytest.skip("Better Auth keeps its users in PostgreSQL: TEST_DATABASE_URL is not set")
     name = f"better_auth_{uuid.uuid4().hex[:12]}"
@@ -99,46 +101,51 @@ def auth_server(tmp_path: Path) -> Iterator[str]:
         PORT=str(port),
         DATABASE_URL=libpq_dsn(database),
         BETTER_AUTH_SECRET=secrets.token_urlsafe(32),
+        **settings,
     )
-    log = (tmp_path / "auth.log").open("w")
-    process = subprocess.Popen(  # noqa: S603 - our script, the machine's node
-        [str(NODE), "auth-server.mjs"], cwd=INTEROP, env=env, stdout=log, stderr=log
-    )
+    log_path = tmp_path / "auth.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - our script, the machine's node
+            [str(NODE), "auth-server.mjs"], cwd=INTEROP, env=env, stdout=log, stderr=log
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise RuntimeError((tmp_path / "auth.log").read_text())
-            try:
-                if httpx.get(f"{url}/api/auth/jwks", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+        deadline = time.monotonic() + 30
+        while not _answers(f"{url}/api/auth/jwks"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Better Auth did not start: {log_path.read_text()}")
             time.sleep(0.1)
-        else:
-            raise RuntimeError("Better Auth did not start")
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
-        log.close()
         asyncio.run(drop_postgres_database(name))
 
 
-def test_a_better_auth_user_drives_the_api_through_the_generated_client(
-    auth_server: str, tmp_path: Path
-) -> None:
-    env = {
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def api_env(tmp_path: Path, auth_url: str, **settings: str) -> dict[str, str]:
+    """The API configured for Better Auth through its AUTH_* settings only."""
+    return {
         **cli_env(f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"),
         # Better Auth's JWT plugin: EdDSA keys at /api/auth/jwks; iss and aud its base URL.
-        "AUTH_JWKS_URL": f"{auth_server}/api/auth/jwks",
-        "AUTH_JWT_ISSUER": auth_server,
-        "AUTH_JWT_AUDIENCE": auth_server,
+        "AUTH_JWKS_URL": f"{auth_url}/api/auth/jwks",
+        "AUTH_JWT_ISSUER": auth_url,
+        "AUTH_JWT_AUDIENCE": auth_url,
+        **settings,
     }
-    with serving(cwd=tmp_path, env=env) as api:
-        result = run_node(
-            str(BIN / "tsx"), "flow.ts", env=node_env(AUTH_URL=auth_server, API_URL=api)
-        )
+
+
+def test_a_better_auth_user_drives_the_api_through_the_generated_client(
+    tmp_path: Path,
+) -> None:
+    with better_auth(tmp_path) as auth, serving(cwd=tmp_path, env=api_env(tmp_path, auth)) as api:
+        result = run_node(str(BIN / "tsx"), "flow.ts", env=node_env(AUTH_URL=auth, API_URL=api))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines() == [
@@ -148,4 +155,30 @@ def test_a_better_auth_user_drives_the_api_through_the_generated_client(
         "toggled completed=true, retried completed=true replayed=true",
         "bob on alice's tasks 403",
         "deleted 204",
+    ]
+
+
+ROTATION_S = "2"
+
+
+def test_a_rotated_key_is_accepted_on_first_use_and_the_old_one_within_its_grace(
+    tmp_path: Path,
+) -> None:
+    with (
+        better_auth(tmp_path, JWKS_ROTATION_S=ROTATION_S) as auth,
+        serving(
+            cwd=tmp_path, env=api_env(tmp_path, auth, AUTH_JWKS_MIN_REFRESH_SECONDS="1")
+        ) as api,
+    ):
+        result = run_node(
+            str(BIN / "tsx"),
+            "rotation.ts",
+            env=node_env(AUTH_URL=auth, API_URL=api, JWKS_ROTATION_S=ROTATION_S),
+        )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "first key 200",
+        "rotated key, first use 200",
+        "first key, within the grace period 200",
     ]
