@@ -41,9 +41,10 @@ def main() -> int:
         if Version(installed) != Version(bounds[0]):
             wrong.append(f"{requirement.name}: {installed} installed, lower bound {bounds[0]}")
     for line in wrong:
-        print(f"lower bounds: {line}", file=sys.stderr)
+        sys.stderr.write(f"lower bounds: {line}\n")
     if not wrong:
-        print(f"lower bounds: all {len(direct_requirements())} direct dependencies at their bound")
+        count = len(direct_requirements())
+        sys.stdout.write(f"lower bounds: all {count} direct dependencies at their bound\n")
     return 1 if wrong else 0
 
 

@@ -181,21 +181,24 @@ def _default_workers(settings: Settings) -> int:
     return os.cpu_count() or 1
 
 
-def _database_named(settings: Settings) -> str:
-    target = settings.database
-    if not target.is_sqlite:
-        return f"PostgreSQL at {settings.safe_database_url()}"
-    if target.is_memory or target.url.database is None:
-        return "SQLite in memory"
-    return f"SQLite file {Path(target.url.database).expanduser().absolute()}"
-
-
-def _missing_sqlite_directory(settings: Settings) -> Path | None:
+def _sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name, as an absolute path; None for PostgreSQL or memory."""
     target = settings.database
     if not target.is_sqlite or target.is_memory or target.url.database is None:
         return None
-    directory = Path(target.url.database).expanduser().absolute().parent
-    return None if directory.is_dir() else directory
+    return Path(target.url.database).expanduser().absolute()
+
+
+def _database_named(settings: Settings) -> str:
+    if not settings.database.is_sqlite:
+        return f"PostgreSQL at {settings.safe_database_url()}"
+    file = _sqlite_file(settings)
+    return "SQLite in memory" if file is None else f"SQLite file {file}"
+
+
+def _missing_sqlite_directory(settings: Settings) -> Path | None:
+    file = _sqlite_file(settings)
+    return None if file is None or file.parent.is_dir() else file.parent
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -55,6 +57,36 @@ async def count_connections(admin: asyncpg.Connection, application: str) -> int:
     return count
 
 
+@dataclass
+class Connections:
+    """What `watching_connections` saw: the most at once, and how many were left after."""
+
+    peak: int = 0
+    after: int = 0
+
+
+@asynccontextmanager
+async def watching_connections(application: str) -> AsyncIterator[Connections]:
+    """Counts `application`'s PostgreSQL connections every 2 ms while the block runs."""
+    admin = await asyncpg.connect(libpq_dsn(postgres_url() or ""))
+    seen = Connections()
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            seen.peak = max(seen.peak, await count_connections(admin, application))
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield seen
+    finally:
+        done.set()
+        await watcher
+        seen.after = await count_connections(admin, application)
+        await admin.close()
+
+
 @pytest.mark.direct_postgres
 async def test_a_flood_of_health_probes_and_requests_stays_within_the_pool(
     budget_database: tuple[str, str], tmp_path: Path
@@ -67,34 +99,19 @@ async def test_a_flood_of_health_probes_and_requests_stays_within_the_pool(
         "DB_MAX_OVERFLOW": str(MAX_OVERFLOW),
     }
     process, base_url = launch(cwd=tmp_path, env=env)
-    admin = await asyncpg.connect(libpq_dsn(postgres_url() or ""))
-    peak = 0
-    flooding = True
-
-    async def watch() -> None:
-        nonlocal peak
-        while flooding:
-            peak = max(peak, await count_connections(admin, application))
-            await asyncio.sleep(0.002)
-
     try:
-        watcher = asyncio.create_task(watch())
-        limits = httpx.Limits(max_connections=PROBES, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
-            for _ in range(3):
-                # Probes and API requests at once: each kind alone could fill a pool of its own.
-                paths = ["/health", "/api/alice/tasks"] * (PROBES // 2)
-                responses = await asyncio.gather(*(client.get(path) for path in paths))
-                assert [r.status_code for r in responses] == [200] * len(paths)
-        flooding = False
-        await watcher
-        after = await count_connections(admin, application)
+        async with watching_connections(application) as seen:
+            limits = httpx.Limits(max_connections=PROBES, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+                for _ in range(3):
+                    # Probes and API requests at once: each kind alone could fill its own pool.
+                    paths = ["/health", "/api/alice/tasks"] * (PROBES // 2)
+                    responses = await asyncio.gather(*(client.get(path) for path in paths))
+                    assert [r.status_code for r in responses] == [200] * len(paths)
     finally:
-        flooding = False
-        await admin.close()
         process.terminate()
         process.wait(timeout=15)
 
     # The flood used the pool (it opened connections), and never more than it may.
-    assert 1 <= peak <= POOL_SIZE + MAX_OVERFLOW
-    assert after <= POOL_SIZE + MAX_OVERFLOW
+    assert 1 <= seen.peak <= POOL_SIZE + MAX_OVERFLOW
+    assert seen.after <= POOL_SIZE + MAX_OVERFLOW

@@ -15,7 +15,11 @@ import pytest
 
 from tests.support.databases import libpq_dsn, postgres_url, requires_postgres
 from tests.support.processes import free_port, launch
-from tests.system.test_connection_budget import budget_database, count_connections
+from tests.system.test_connection_budget import (
+    budget_database,
+    count_connections,
+    watching_connections,
+)
 
 pytestmark = [pytest.mark.system, pytest.mark.direct_postgres, requires_postgres]
 __all__ = ["budget_database"]  # the fixture, used by name
@@ -38,15 +42,6 @@ async def test_a_flood_of_probes_shares_one_check_while_requests_succeed(
 ) -> None:
     url, application = budget_database
     process, base_url = launch(cwd=tmp_path, env=served_env(url))
-    admin = await asyncpg.connect(libpq_dsn(postgres_url() or ""))
-    peak = 0
-    flooding = True
-
-    async def watch() -> None:
-        nonlocal peak
-        while flooding:
-            peak = max(peak, await count_connections(admin, application))
-            await asyncio.sleep(0.002)
 
     async def requests_meanwhile(client: httpx.AsyncClient) -> list[int]:
         statuses = []
@@ -60,15 +55,11 @@ async def test_a_flood_of_probes_shares_one_check_while_requests_succeed(
         limits = httpx.Limits(max_connections=PROBES + 1, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
             assert (await client.get("/api/alice/tasks")).status_code == 200
-            watcher = asyncio.create_task(watch())
-            meanwhile = asyncio.create_task(requests_meanwhile(client))
-            answers = await asyncio.gather(*(client.get("/health") for _ in range(PROBES)))
-            statuses = await meanwhile
-        flooding = False
-        await watcher
+            async with watching_connections(application) as seen:
+                meanwhile = asyncio.create_task(requests_meanwhile(client))
+                answers = await asyncio.gather(*(client.get("/health") for _ in range(PROBES)))
+                statuses = await meanwhile
     finally:
-        flooding = False
-        await admin.close()
         process.terminate()
         process.wait(timeout=15)
 
@@ -76,7 +67,7 @@ async def test_a_flood_of_probes_shares_one_check_while_requests_succeed(
     assert statuses == [201] * 20
     # One connection for the requests (one at a time), at most one for all the probes: a probe
     # of its own per request would have filled the pool.
-    assert 1 <= peak <= 2
+    assert 1 <= seen.peak <= 2
 
 
 async def test_health_answers_200_right_after_the_backends_are_terminated(
