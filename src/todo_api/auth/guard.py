@@ -47,30 +47,28 @@ class Guard:
     async def admit(self, request: Request) -> str | None:
         """The authenticated user id (None in open mode)."""
         if self.verifier is None:
-            await self._spend(request, _client_key(request))
+            await self.spend(request, client_key(request))
             return None
         try:
             user_id = await self.verifier.verify(bearer_token(request))
         except Unauthorized as refusal:
-            count_auth_failure(refusal.reason)
-            if refusal.why is not None:
-                logger.info(
-                    "token refused: %s", refusal.why, extra={"auth_failure": refusal.reason}
-                )
-            await self._spend(request, _client_key(request))
+            record_refusal(refusal)
+            await self.spend(request, client_key(request))
             raise
         except RepeatedCredentials:
             count_auth_failure("repeated_header")
-            await self._spend(request, _client_key(request))
+            await self.spend(request, client_key(request))
             raise
         request_state(request.scope)[USER_KEY] = user_id
-        await self._spend(request, f"user:{user_id}")
+        await self.spend(request, f"user:{user_id}")
         if request.path_params.get("user_id") != user_id:
             count_auth_failure("user_mismatch")
             raise Forbidden()
         return user_id
 
-    async def _spend(self, request: Request, key: str) -> None:
+    async def spend(self, request: Request, key: str) -> None:
+        """Spend one request of `key`'s budget (`user:<id>`, or `client_key`); 429 when spent.
+        The budget's headers are left for the response."""
         if self.limiter is None:
             return
         budget = await self.limiter.spend(key)
@@ -81,6 +79,13 @@ class Guard:
             count_rate_limited("user" if key.startswith("user:") else "address")
             raise RateLimited(headers)
         request_state(request.scope)[RESPONSE_HEADERS_KEY] = headers
+
+
+def record_refusal(refusal: Unauthorized) -> None:
+    """Count a refused token by its reason, and log why (never the token)."""
+    count_auth_failure(refusal.reason)
+    if refusal.why is not None:
+        logger.info("token refused: %s", refusal.why, extra={"auth_failure": refusal.reason})
 
 
 def bearer_token(request: Request) -> str:
@@ -109,6 +114,7 @@ def check_static_token(request: Request, expected: SecretStr | None) -> None:
         raise Unauthorized("not the metrics token")
 
 
-def _client_key(request: Request) -> str:
+def client_key(request: Request) -> str:
+    """The budget of an anonymous request: its client address's."""
     host = request.client.host if request.client else "unknown"
     return f"ip:{host}"

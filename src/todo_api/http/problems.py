@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -138,6 +138,14 @@ def _field_message(error: Mapping[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def field_errors(raw: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """pydantic's errors as the `errors` of a 400: each names its field, says what is wrong
+    in words a client can act on, and gives the error's type."""
+    return [
+        {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])} for e in raw
+    ]
+
+
 def _is_json_request(request: Request) -> bool:
     content_type = request.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
@@ -154,9 +162,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     body_errors = [e for e in raw if e["loc"] and e["loc"][0] == "body"]
     if body_errors and _has_body(request) and not _is_json_request(request):
         return render_app_error(request, UnsupportedMediaType())
-    errors = [
-        {"field": _field_name(e), "message": _field_message(e), "type": str(e["type"])} for e in raw
-    ]
+    errors = field_errors(raw)
     count = len(errors)
     return problem_response(
         request.scope["path"],

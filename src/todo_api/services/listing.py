@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from todo_api.data import tasks as store
 from todo_api.data.tasks import TaskFilter, TaskRow
 from todo_api.db.database import Executor
+from todo_api.errors import SyncHorizonPassed
 from todo_api.models.task import PRIORITY_RANKS
 from todo_api.schemas.listing import TaskListQuery
 from todo_api.schemas.task import tag_key
@@ -54,6 +55,16 @@ def sort_of(query: TaskListQuery) -> str:
     if changes and "sort" not in query.model_fields_set:
         return "updated_at"
     return query.sort
+
+
+def check_sync_horizon(query: TaskListQuery, *, retention_days: float) -> None:
+    """A sync (`include_deleted` with `updated_since`) from before the tombstone retention
+    could miss deletions whose tombstones are purged: SyncHorizonPassed."""
+    since = query.updated_since
+    if not query.include_deleted or since is None:
+        return
+    if since < datetime.now(UTC) - timedelta(days=retention_days):
+        raise SyncHorizonPassed(retention_days)
 
 
 def plan_list(*, user_id: str, query: TaskListQuery) -> TaskFilter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -14,9 +13,10 @@ from starlette.responses import Response
 from todo_api.api import documented
 from todo_api.api.deps import TaskID, UserID, database_of
 from todo_api.api.guarded import GuardedRoute
+from todo_api.api.representations import synced
 from todo_api.config import Settings
 from todo_api.db.database import Database, Executor
-from todo_api.errors import InvalidParameter, SyncHorizonPassed
+from todo_api.errors import InvalidParameter
 from todo_api.http.etags import MAX_HEADER_LENGTH, EntityTag, entity_tag, parse_entity_tags
 from todo_api.http.responses import JSONResponse, row_response, rows_response
 from todo_api.schemas.listing import Cleared, ClearQuery, TaskListQuery, TaskStats
@@ -114,37 +114,15 @@ async def list_tasks(
     that lands while it runs: that change comes later in the order, in this sync or the next.
     """
     db = database_of(request)
-    if query.include_deleted and query.updated_since is not None:
-        _check_sync_horizon(request, query.updated_since)
+    settings: Settings = request.app.state.settings
+    listing.check_sync_horizon(query, retention_days=settings.tombstone_retention_days)
     page = await listing.list_tasks(db, user_id=user_id, query=query)
     headers = {}
     if page.next_cursor is not None:
         headers["Link"] = f'<{_next_page_url(request, page.next_cursor)}>; rel="next"'
     if query.include_deleted:
-        return JSONResponse([_synced(row) for row in page.rows], headers=headers)
+        return JSONResponse([synced(row) for row in page.rows], headers=headers)
     return rows_response(page.rows, headers=headers)
-
-
-def _check_sync_horizon(request: Request, since: datetime) -> None:
-    """Tombstones are purged after the retention: a sync from before it could miss some."""
-    settings: Settings = request.app.state.settings
-    retention = timedelta(days=settings.tombstone_retention_days)
-    if since < datetime.now(UTC) - retention:
-        raise SyncHorizonPassed(settings.tombstone_retention_days)
-
-
-def _synced(row: service.TaskRow) -> dict[str, Any]:
-    """A row of a sync listing: the task, or its tombstone."""
-    if row["deleted_at"] is not None:
-        return {
-            "id": row["id"],
-            "deleted": True,
-            "deleted_at": row["deleted_at"],
-            "updated_at": row["updated_at"],
-        }
-    task = dict(row.items())
-    del task["deleted_at"]
-    return task
 
 
 def _next_page_url(request: Request, cursor: str) -> str:
