@@ -221,6 +221,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     prepare_multiprocess_metrics(
         enabled=settings.expose_metrics, workers=1 if args.reload else workers
     )
+    if settings.mcp_enabled and settings.mcp_public_url is None:
+        # A development server's MCP endpoint is where it listens (production names its own);
+        # the workers read it from their environment.
+        os.environ["MCP_PUBLIC_URL"] = f"http://{_url_host(args.host)}:{args.port}/mcp"
     limits = ServerLimits(
         header_timeout_s=settings.http_header_timeout_s,
         body_min_rate=settings.http_body_min_rate,
@@ -245,6 +249,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
+
+
+def _url_host(host: str) -> str:
+    """How a URL names the address the server listens on (all addresses: this machine)."""
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming it, not binding it
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError
 
 from todo_api.db.url import DatabaseTarget, parse_database_url
+from todo_api.users import is_valid_user_id
 
 Environment = Literal["development", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -29,6 +30,13 @@ MIN_SECRET_BYTES = 32
 DEFAULT_RATE_LIMIT = "1200/minute"
 MIN_METRICS_TOKEN_LENGTH = 16
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+DEFAULT_MCP_DEV_USER = "dev"
+# Where a development server's MCP endpoint is, unless MCP_PUBLIC_URL says (`todo-api serve`
+# names its own port).
+DEFAULT_MCP_PUBLIC_URL = "http://localhost:8000/mcp"
+# The Host values a development server answers on /mcp besides its public URL's: this machine,
+# on any port.
+LOCAL_MCP_HOSTS = ("localhost:*", "127.0.0.1:*", "[::1]:*")
 
 
 class Settings(BaseSettings):
@@ -87,6 +95,12 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     http_body_min_rate: int = Field(default=1024, ge=1)
     http_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    # The MCP endpoint (`api.mcp`): on by default; its public URL and the Host values it answers
+    # are settings, never read off a request.
+    mcp_enabled: bool = True
+    mcp_public_url: HttpUrl | None = None
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = []
+    mcp_dev_user: str = DEFAULT_MCP_DEV_USER
 
     @field_validator("environment", "db_pooler", "log_format", mode="before")
     @classmethod
@@ -103,7 +117,7 @@ class Settings(BaseSettings):
     def _empty_is_default(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "mcp_allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -126,6 +140,7 @@ class Settings(BaseSettings):
         "metrics_token",
         "sentry_dsn",
         "sentry_environment",
+        "mcp_public_url",
         mode="before",
     )
     @classmethod
@@ -178,6 +193,22 @@ class Settings(BaseSettings):
             _require_extra("sentry_sdk", "sentry")
         return value
 
+    @field_validator("mcp_dev_user")
+    @classmethod
+    def _check_dev_user(cls, value: str) -> str:
+        if not is_valid_user_id(value):
+            raise ValueError("must be a user id: 1-255 printable ASCII characters, no space or /")
+        return value
+
+    @field_validator("mcp_public_url")
+    @classmethod
+    def _check_mcp_public_url(cls, value: HttpUrl | None) -> HttpUrl | None:
+        if value is not None and (value.query or value.fragment):
+            raise ValueError(
+                "must be a URL without a query or fragment, like https://api.example.com/mcp"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -227,6 +258,33 @@ class Settings(BaseSettings):
     def database(self) -> DatabaseTarget:
         """The database URL normalised for SQLAlchemy, with its driver connect arguments."""
         return parse_database_url(self.database_url)
+
+    @property
+    def mcp_serving(self) -> bool:
+        """Whether `/mcp` is served: MCP_ENABLED, and in production only with MCP_PUBLIC_URL
+        (the resource its tokens are for is never guessed from a request)."""
+        return self.mcp_enabled and (self.mcp_public_url is not None or not self.is_production)
+
+    @property
+    def mcp_resource_url(self) -> str:
+        """The MCP endpoint's public URL: the resource its tokens are for (RFC 9728)."""
+        url = self.mcp_public_url
+        return DEFAULT_MCP_PUBLIC_URL if url is None else str(url).rstrip("/")
+
+    @property
+    def mcp_hosts(self) -> list[str]:
+        """The `Host` values /mcp answers: its public URL's (with and without its port),
+        MCP_ALLOWED_HOSTS, and in development this machine's on any port (`name:*`)."""
+        url = self.mcp_public_url or HttpUrl(DEFAULT_MCP_PUBLIC_URL)
+        host = url.host or ""
+        own = f"[{host}]" if ":" in host else host
+        default_port = {"http": 80, "https": 443}.get(url.scheme)
+        # The name alone too: a proxy may pass it on without the port (nginx's `$host`).
+        hosts = [own] if url.port == default_port else [f"{own}:{url.port}", own]
+        hosts.extend(self.mcp_allowed_hosts)
+        if not self.is_production:
+            hosts.extend(LOCAL_MCP_HOSTS)
+        return list(dict.fromkeys(hosts))
 
     @property
     def is_production(self) -> bool:

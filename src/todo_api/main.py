@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -61,9 +61,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "/metrics is served without a token: keep it off the public network, or set "
             "METRICS_TOKEN."
         )
+    if settings.mcp_enabled and not settings.mcp_serving:
+        logger.warning(
+            "/mcp is not served: set MCP_PUBLIC_URL to the URL agents reach it at "
+            "(https://api.example.com/mcp), or MCP_ENABLED=false to say it is meant to be off."
+        )
     worker_metrics = start_worker_metrics(app.state.metrics, lambda: _pool_usage(app))
     try:
-        yield
+        async with AsyncExitStack() as running:
+            if app.state.mcp is not None:
+                await running.enter_async_context(app.state.mcp.running())
+            yield
     finally:
         if worker_metrics is not None:
             await worker_metrics.stop()
@@ -115,6 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = enable_metrics() if settings.expose_metrics else None
     app.state.error_tracking = error_tracking
     app.state.idempotency = IdempotencyKeys(ttl=timedelta(hours=settings.idempotency_key_ttl_hours))
+    app.state.mcp = None
+    if settings.mcp_serving:
+        from todo_api.api.mcp import install_mcp  # the SDK is loaded only when it serves
+
+        app.state.mcp = install_mcp(app, settings)
     app.include_router(health.router)
     install_docs(app, openapi_url=app.openapi_url or "/openapi.json")
     if app.state.metrics is not None:

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.certificates import issue, make_authority
+from tests.support.mcp import mcp_client
 from tests.support.processes import free_port, launch
 from tests.system.test_cli_migrate import cli_env
 from tests.system.test_server_limits import status_of, trickle
@@ -86,16 +87,18 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     api_log = root / "api.log"
     # Trusting any forwarder makes uvicorn take the leftmost X-Forwarded-For entry: the client's
     # own, had nginx appended to the header rather than replaced it.
+    https_port, http_port = free_port(), free_port()
     env = {
         **cli_env(f"sqlite+aiosqlite:///{root / 'todo.db'}"),
         "LOG_FORMAT": "json",
         "FORWARDED_ALLOW_IPS": "*",
+        "MCP_PUBLIC_URL": f"https://localhost:{https_port}/mcp",
     }
     with api_log.open("wb") as stderr:
         api, base_url = launch(cwd=root, env=env, stderr=stderr)
     authority = make_authority(root, "edge-ca")
     certificate, key = issue(authority, root, "localhost", server=True)
-    ports = Edge(free_port(), free_port(), authority.path, api_log)
+    ports = Edge(https_port, http_port, authority.path, api_log)
     site = root / "site.conf"
     site.write_text(
         render(
@@ -192,6 +195,22 @@ class TestThroughTheProxy:
 
         assert link.startswith("/api/dave/tasks?")
         assert [task["title"] for task in first.json() + second.json()] == ["one", "two"]
+
+    async def test_an_agent_reaches_mcp_through_the_edge(self, edge: Edge) -> None:
+        context = ssl.create_default_context(cafile=edge.authority)
+        async with mcp_client(f"{edge.url}/mcp", verify=context) as client:
+            made = await client.call_tool("add_task", {"title": "via the edge"})
+            listed = await client.call_tool("list_tasks", {})
+
+        assert not made.is_error, made.content
+        assert listed.structured_content is not None
+        assert [task["title"] for task in listed.structured_content["tasks"]] == ["via the edge"]
+
+    def test_mcp_refuses_a_host_it_is_not_published_at(self, edge: Edge) -> None:
+        with edge.client() as client:
+            response = client.post("/mcp", json={}, headers={"Host": "elsewhere.example"})
+
+        assert response.status_code == 421
 
 
 class TestEdgeLimits:

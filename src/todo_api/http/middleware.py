@@ -30,6 +30,7 @@ from todo_api.observability.requestctx import (
     reset_request_id,
     route_template,
     set_request_id,
+    tool_call,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ CORS_ALLOW_HEADERS = (
     "If-Match",
     "If-None-Match",
     "Idempotency-Key",
+    # The MCP endpoint's (Streamable HTTP), for agents running in a browser.
+    "Mcp-Protocol-Version",
+    "Mcp-Session-Id",
+    "Mcp-Method",
+    "Mcp-Name",
+    "Last-Event-ID",
 )
 CORS_EXPOSE_HEADERS = (
     "Location",
@@ -62,6 +69,7 @@ CORS_EXPOSE_HEADERS = (
     "WWW-Authenticate",
     "RateLimit",
     "RateLimit-Policy",
+    "Mcp-Session-Id",
 )
 CORS_MAX_AGE_S = 600
 
@@ -125,7 +133,7 @@ class RequestMiddleware:
         token = set_request_id(request_id)
         added = [
             (REQUEST_ID_HEADER, request_id.encode()),
-            *(_API_HEADERS if scope["path"].startswith("/api/") else _COMMON_HEADERS),
+            *(_API_HEADERS if _per_user(scope["path"]) else _COMMON_HEADERS),
         ]
         if origin is None:
             added.append(_VARY_ORIGIN)
@@ -169,6 +177,7 @@ class RequestMiddleware:
                 client=_client(scope),
                 # Set once a token is verified (even if the request is then refused).
                 user_id=authenticated_user(scope),
+                tool=tool_call(scope),
             )
             reset_request_id(token)
 
@@ -223,6 +232,11 @@ class RequestMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def _per_user(path: str) -> bool:
+    """Whether the path answers with a user's data (the API's and the MCP endpoint's)."""
+    return path.startswith("/api/") or path == "/mcp"
 
 
 def _refused_preflight(path: str, refusal: Response) -> Response:

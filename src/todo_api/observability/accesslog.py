@@ -29,14 +29,17 @@ ACCESS_LOGGER = "todo_api.access"
 _logger = logging.getLogger(ACCESS_LOGGER)
 
 # What one request leaves in the queue: request id, method, route, status, duration (ms),
-# client, user id, and the instant it ended.
-_Entry = tuple[str, str, str, int, float, str | None, str | None, float]
+# client, user id, the MCP tool it called and the call's outcome, and the instant it ended.
+_Entry = tuple[str, str, str, int, float, str | None, str | None, tuple[str, str] | None, float]
 _STOP = object()
 BATCH_INTERVAL_S = 0.05
 
 
-def access_message(method: str, route: str, status: int, duration_ms: float) -> str:
-    return f"{method} {route} {status} {duration_ms:.1f}ms"
+def access_message(
+    method: str, route: str, status: int, duration_ms: float, tool: tuple[str, str] | None = None
+) -> str:
+    message = f"{method} {route} {status} {duration_ms:.1f}ms"
+    return message if tool is None else f"{message} {tool[0]} {tool[1]}"
 
 
 class AccessLogWriter:
@@ -113,8 +116,8 @@ class AccessLogWriter:
             time.sleep(BATCH_INTERVAL_S)
 
     def _format(self, entry: _Entry) -> str:
-        request_id, method, route, status, duration_ms, *_, at = entry
-        message = access_message(method, route, status, duration_ms)
+        request_id, method, route, status, duration_ms, _, _, tool, at = entry
+        message = access_message(method, route, status, duration_ms, tool)
         if self._json:
             line = {
                 "time": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),
@@ -171,19 +174,21 @@ def log_access(
     duration_ms: float,
     client: str | None,
     user_id: str | None,
+    tool: tuple[str, str] | None = None,
 ) -> None:
-    entry = (request_id, method, route, status, duration_ms, client, user_id, time.time())
+    entry = (request_id, method, route, status, duration_ms, client, user_id, tool, time.time())
     writer = _writer
     if writer is not None:
         writer.put(entry)
     elif _logger.isEnabledFor(logging.INFO):
-        _logger.info(access_message(method, route, status, duration_ms), extra=_fields(entry))
+        message = access_message(method, route, status, duration_ms, tool)
+        _logger.info(message, extra=_fields(entry))
 
 
 def _fields(entry: _Entry) -> dict[str, Any]:
     """What an access line carries besides its message, in the order a JSON line lists it."""
-    request_id, method, route, status, duration_ms, client, user_id, _ = entry
-    return {
+    request_id, method, route, status, duration_ms, client, user_id, tool, _ = entry
+    fields: dict[str, Any] = {
         "request_id": request_id,
         "http_method": method,
         "route": route,
@@ -192,3 +197,6 @@ def _fields(entry: _Entry) -> dict[str, Any]:
         "client": client,
         "user_id": user_id,
     }
+    if tool is not None:
+        fields["tool"], fields["tool_outcome"] = tool
+    return fields

@@ -67,6 +67,9 @@ def configure_logging(settings: Settings) -> None:
     # Never below WARNING, whatever LOG_LEVEL says: at INFO and DEBUG these write every statement
     # with its parameters (task titles, descriptions) into the log.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    # The MCP SDK narrates each request's transport at INFO ("Terminating session: None"); the
+    # access line already says what a request did.
+    logging.getLogger("mcp").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("aiosqlite").setLevel(logging.WARNING)
     # Alembic announces each of its plugins at INFO when it is first imported (by `migrate`).
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)

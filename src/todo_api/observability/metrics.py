@@ -134,6 +134,19 @@ class Metrics:
                 ("overflow", "Connections open beyond the pool's size (DB_MAX_OVERFLOW)."),
             )
         }
+        self.tool_calls = Counter(
+            "todo_api_mcp_tool_calls",
+            "MCP tool calls, by tool and outcome (ok, or the refusal's problem type).",
+            ["tool", "outcome"],
+            registry=registry,
+        )
+        self.tool_duration = Histogram(
+            "todo_api_mcp_tool_duration_seconds",
+            "Time to run one MCP tool call, budget check included, in seconds.",
+            ["tool"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
         self._children: dict[tuple[str, str | None, int], tuple[Counter, Histogram]] = {}
 
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
@@ -191,6 +204,15 @@ def count_rate_limited(subject: Literal["user", "address"]) -> None:
     """Count a request refused with 429, by whose budget it spent."""
     if _process_metrics is not None:
         _process_metrics.rate_limited.labels(subject).inc()
+
+
+def observe_tool_call(tool: str | None, outcome: str, seconds: float) -> None:
+    """Count one MCP tool call; `tool` is None for a name no tool has (the label set stays
+    bounded whatever clients send)."""
+    if _process_metrics is not None:
+        name = tool or UNMATCHED
+        _process_metrics.tool_calls.labels(name, outcome).inc()
+        _process_metrics.tool_duration.labels(name).observe(seconds)
 
 
 def timed_query(

@@ -14,6 +14,8 @@ GUARDED_PREFIX = "/api/"
 # headers every response to the request carries (the rate-limit headers).
 USER_KEY = "user_id"
 RESPONSE_HEADERS_KEY = "response_headers"
+# The MCP tool a request called and its outcome (`ok`, or the refusal's problem type).
+MCP_CALL_KEY = "mcp_call"
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -39,6 +41,12 @@ def authenticated_user(scope: Scope) -> str | None:
     """The user whose token the request carried, once verified (even if then refused)."""
     user: str | None = scope.get("state", {}).get(USER_KEY)
     return user
+
+
+def tool_call(scope: Scope) -> tuple[str, str] | None:
+    """The MCP tool the request called, and the call's outcome."""
+    call: tuple[str, str] | None = scope.get("state", {}).get(MCP_CALL_KEY)
+    return call
 
 
 def route_template(scope: Scope) -> str | None:
