@@ -352,6 +352,9 @@ def server_command(server: str, target: str, port: int, workers: int) -> list[st
 
 def service_env(url: str, *, access_log: bool) -> dict[str, str]:
     env = {
+        # As deployed (compose sets it), so /mcp is mounted; MCP_ENABLED=false in the
+        # environment measures the service without it.
+        "MCP_PUBLIC_URL": "http://127.0.0.1:8000/mcp",
         **os.environ,
         "DATABASE_URL": url,
         "AUTH_JWT_SECRET": SECRET,
