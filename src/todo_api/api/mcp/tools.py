@@ -207,6 +207,11 @@ def _wire(content: Any) -> Any:
     return orjson.loads(json_bytes(content))
 
 
+def _task(row: service.TaskRow) -> dict[str, Any]:
+    task: dict[str, Any] = _wire(dict(row.items()))
+    return task
+
+
 def _versions(expected_version: int | None) -> list[int] | None:
     return None if expected_version is None else [expected_version]
 
@@ -223,7 +228,7 @@ async def _list_tasks(call: Call, query: TaskListQuery) -> dict[str, Any]:
 
 async def _get_task(call: Call, arguments: TaskArguments) -> dict[str, Any]:
     row = await service.get_task(call.db, user_id=call.user_id, task_id=arguments.task_id)
-    return _wire(dict(row.items()))  # type: ignore[no-any-return]
+    return _task(row)
 
 
 async def _add_task(call: Call, arguments: AddTaskArguments) -> dict[str, Any]:
@@ -254,7 +259,7 @@ async def _update_task(call: Call, arguments: UpdateTaskArguments) -> dict[str, 
         changes=arguments,
         if_match=_versions(arguments.expected_version),
     )
-    return _wire(dict(row.items()))  # type: ignore[no-any-return]
+    return _task(row)
 
 
 async def _set_completed(call: Call, arguments: SetCompletedArguments) -> dict[str, Any]:
@@ -265,7 +270,7 @@ async def _set_completed(call: Call, arguments: SetCompletedArguments) -> dict[s
         completed=arguments.completed,
         if_match=_versions(arguments.expected_version),
     )
-    return _wire(dict(row.items()))  # type: ignore[no-any-return]
+    return _task(row)
 
 
 async def _delete_task(call: Call, arguments: DeleteTaskArguments) -> dict[str, Any]:
