@@ -58,6 +58,8 @@ async def served(
         "DB_POOL_SIZE": "2",
         "DB_MAX_OVERFLOW": "0",
     }
+    if backend == "postgresql" and "DB_POOLER" in os.environ:
+        env["DB_POOLER"] = os.environ["DB_POOLER"]  # the suite runs through a pooler
     process, base_url = launch(cwd=tmp_path, env=env, args=["--workers", "2"])
     try:
         yield base_url
