@@ -2,13 +2,14 @@
 
 `make bench` (or `python bench/run.py`) creates and seeds its own PostgreSQL database from
 BENCH_DATABASE_URL and starts, on the same HTTP server: the service as deployed (`todo-api
-serve`, production settings, HS256 auth, the access log on, stderr to a file), the same service
-without its access log, and the baseline (its asyncpg pool without the per-release reset: the
-stack's real limit). wrk drives each in turn, scenario by scenario. It prints req/s, p50, p99,
-errors, server CPU per request and peak RSS, the service/baseline ratios, the access log's share
-of a request's CPU, the time from `todo-api serve` to a first answer (1 and 2 workers) and the
-time of `todo-api --help`, and the `get` scenario again while 300 connections flood `/health`.
-`--servers uvicorn,granian` repeats the load on each server.
+serve`, production settings, HS256 auth, the access log on, `/mcp` mounted, stderr to a file),
+the same service without its access log, the same service without `/mcp` (MCP_ENABLED=false),
+and the baseline (its asyncpg pool without the per-release reset: the stack's real limit). wrk
+drives each in turn, scenario by scenario. It prints req/s, p50, p99, errors, server CPU per
+request and peak RSS, the service/baseline ratios, the share of a request's CPU that the access
+log and `/mcp` cost, the time from `todo-api serve` to a first answer (1 and 2 workers, with and
+without `/mcp`) and the time of `todo-api --help`, and the `get` scenario again while 300
+connections flood `/health`. `--servers uvicorn,granian` repeats the load on each server.
 """
 
 from __future__ import annotations
@@ -350,15 +351,15 @@ def server_command(server: str, target: str, port: int, workers: int) -> list[st
     ]
 
 
-def service_env(url: str, *, access_log: bool) -> dict[str, str]:
+def service_env(url: str, *, access_log: bool, mcp: bool) -> dict[str, str]:
     env = {
-        # As deployed (compose sets it), so /mcp is mounted; MCP_ENABLED=false in the
-        # environment measures the service without it.
+        # As deployed (compose sets it), so /mcp is mounted unless `mcp` is off.
         "MCP_PUBLIC_URL": "http://127.0.0.1:8000/mcp",
         **os.environ,
         "DATABASE_URL": url,
         "AUTH_JWT_SECRET": SECRET,
         "ENVIRONMENT": "production",
+        "MCP_ENABLED": "true" if mcp else "false",
     }
     env.pop("LOG_LEVEL", None)
     if not access_log:
@@ -367,7 +368,9 @@ def service_env(url: str, *, access_log: bool) -> dict[str, str]:
     return env
 
 
-def start_service(name: str, server: str, url: str, workers: int, *, access_log: bool) -> Server:
+def start_service(
+    name: str, server: str, url: str, workers: int, *, access_log: bool = True, mcp: bool = True
+) -> Server:
     """The service as deployed: `todo-api serve` on its own server, or the same app factory
     on the other server when comparing servers."""
     port = free_port()
@@ -382,7 +385,7 @@ def start_service(name: str, server: str, url: str, workers: int, *, access_log:
         ]
     else:
         command = server_command(server, "todo_api.main:serve_app()", port, workers)
-    return Server(name, command, service_env(url, access_log=access_log), port)
+    return Server(name, command, service_env(url, access_log=access_log, mcp=mcp), port)
 
 
 def start_baseline(server: str, url: str, workers: int) -> Server:
@@ -405,14 +408,25 @@ def time_help(runs: int = 5) -> float:
 
 
 def time_startups(url: str) -> dict[str, float]:
-    """Seconds from `todo-api serve` to its first answered API request, 1 and 2 workers
-    (migrations already applied: the check that finds none pending is included)."""
+    """Seconds from `todo-api serve` to its first answered API request, 1 and 2 workers, with
+    `/mcp` and without it (migrations already applied: the check that finds none pending is
+    included)."""
     startups = {}
-    for workers in (1, 2):
-        service = start_service("startup", SERVICE_SERVER, url, workers, access_log=True)
-        startups[f"serve, {workers} worker(s)"] = service.startup_s
-        service.stop()
+    for mcp in (True, False):
+        for workers in (1, 2):
+            service = start_service("startup", SERVICE_SERVER, url, workers, mcp=mcp)
+            without = "" if mcp else " without /mcp"
+            startups[f"serve, {workers} worker(s){without}"] = service.startup_s
+            service.stop()
     return startups
+
+
+def share(result: Result, without: Result | None) -> str:
+    """The share of `result`'s CPU per request that the run `without` a part did not spend."""
+    if without is None:
+        return "-"
+    saved = result.cpu_us_per_request - without.cpu_us_per_request
+    return f"{saved / result.cpu_us_per_request:.1%}"
 
 
 def print_table(
@@ -433,24 +447,24 @@ def print_table(
     print()
     print(
         f"{'scenario':<8} {'server':<8} {'req/s ratio':>11} {'p99 ratio':>9} {'CPU ratio':>9} "
-        f"{'access log':>10}"
+        f"{'access log':>10} {'/mcp':>7}"
     )
     for (scenario, server, target), r in by_key.items():
         if target != "service":
             continue
         base = by_key[(scenario, server, "baseline")]
-        quiet = by_key.get((scenario, server, "service-nolog"))
-        log_share = (
-            f"{(r.cpu_us_per_request - quiet.cpu_us_per_request) / r.cpu_us_per_request:>9.1%}"
-            if quiet is not None
-            else f"{'-':>10}"
-        )
+        log_share = share(r, by_key.get((scenario, server, "service-nolog")))
+        mcp_share = share(r, by_key.get((scenario, server, "service-nomcp")))
         print(
             f"{scenario:<8} {server:<8} {r.rps / base.rps:>11.2f} {r.p99_ms / base.p99_ms:>9.2f} "
-            f"{r.cpu_us_per_request / base.cpu_us_per_request:>9.2f} {log_share:>10}"
+            f"{r.cpu_us_per_request / base.cpu_us_per_request:>9.2f} {log_share:>10} "
+            f"{mcp_share:>7}"
         )
     print()
-    print("access log: the share of the service's CPU per request that goes away without it")
+    print(
+        "access log, /mcp: the share of the service's CPU per request that goes away without it"
+        " (negative: the run without it spent more)"
+    )
     for name, seconds in timings.items():
         print(f"{name}: {seconds:.2f} s")
     if flood is not None:
@@ -477,6 +491,7 @@ def main() -> int:
     parser.add_argument(
         "--no-quiet", action="store_true", help="skip the run without the access log"
     )
+    parser.add_argument("--no-mcp-off", action="store_true", help="skip the run without /mcp")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr)
@@ -505,6 +520,8 @@ def main() -> int:
                 targets.append(
                     start_service("service-nolog", server, url, args.workers, access_log=False)
                 )
+            if not args.no_mcp_off:
+                targets.append(start_service("service-nomcp", server, url, args.workers, mcp=False))
             try:
                 for index, scenario in enumerate(args.scenarios.split(",")):
                     # Rotate who goes first, so no target always meets a warmer machine.
