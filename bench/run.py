@@ -5,11 +5,12 @@ BENCH_DATABASE_URL and starts, on the same HTTP server: the service as deployed 
 serve`, production settings, HS256 auth, the access log on, `/mcp` mounted, stderr to a file),
 the same service without its access log, the same service without `/mcp` (MCP_ENABLED=false),
 and the baseline (its asyncpg pool without the per-release reset: the stack's real limit). wrk
-drives each in turn, scenario by scenario. It prints req/s, p50, p99, errors, server CPU per
-request and peak RSS, the service/baseline ratios, the share of a request's CPU that the access
-log and `/mcp` cost, the time from `todo-api serve` to a first answer (1 and 2 workers, with and
-without `/mcp`) and the time of `todo-api --help`, and the `get` scenario again while 300
-connections flood `/health`. `--servers uvicorn,granian` repeats the load on each server.
+drives each in turn, scenario by scenario (`--rounds N`: N times, in rotation, keeping the median
+round). It prints req/s, p50, p99, errors, server CPU per request and peak RSS, the
+service/baseline ratios, the share of a request's CPU that the access log and `/mcp` cost, the
+time from `todo-api serve` to a first answer (1 and 2 workers, with and without `/mcp`) and the
+time of `todo-api --help`, and the `get` scenario again while 300 connections flood `/health`.
+`--servers uvicorn,granian` repeats the load on each server.
 """
 
 from __future__ import annotations
@@ -421,6 +422,11 @@ def time_startups(url: str) -> dict[str, float]:
     return startups
 
 
+def median_round(rounds: list[Result]) -> Result:
+    """The round with the median req/s (the lower middle one of an even count)."""
+    return sorted(rounds, key=lambda r: r.rps)[(len(rounds) - 1) // 2]
+
+
 def share(result: Result, without: Result | None) -> str:
     """The share of `result`'s CPU per request that the run `without` a part did not spend."""
     if without is None:
@@ -491,6 +497,12 @@ def main() -> int:
     parser.add_argument(
         "--no-quiet", action="store_true", help="skip the run without the access log"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each scenario this many times, in rotation, and print the median round",
+    )
     parser.add_argument("--no-mcp-off", action="store_true", help="skip the run without /mcp")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -524,16 +536,20 @@ def main() -> int:
                 targets.append(start_service("service-nomcp", server, url, args.workers, mcp=False))
             try:
                 for index, scenario in enumerate(args.scenarios.split(",")):
-                    # Rotate who goes first, so no target always meets a warmer machine.
-                    shift = index % len(targets)
-                    order = targets[shift:] + targets[:shift]
-                    measured = {t.name: measure(t, scenario, server, args, data) for t in order}
-                    results.extend(measured[t.name] for t in targets)
-                    print(
-                        f"  {scenario} {server}: "
-                        + ", ".join(f"{n} {r.rps:.0f} req/s" for n, r in measured.items()),
-                        file=sys.stderr,
-                    )
+                    rounds: dict[str, list[Result]] = {t.name: [] for t in targets}
+                    for round_ in range(args.rounds):
+                        # Rotate who goes first, so no target always meets a warmer machine.
+                        shift = (index + round_) % len(targets)
+                        order = targets[shift:] + targets[:shift]
+                        measured = {t.name: measure(t, scenario, server, args, data) for t in order}
+                        for name, result in measured.items():
+                            rounds[name].append(result)
+                        print(
+                            f"  {scenario} {server}: "
+                            + ", ".join(f"{n} {r.rps:.0f} req/s" for n, r in measured.items()),
+                            file=sys.stderr,
+                        )
+                    results.extend(median_round(rounds[t.name]) for t in targets)
                 if flood is None and "get" in args.scenarios.split(","):
                     flood = measure_under_health_flood(targets[0], args, data)
             finally:
