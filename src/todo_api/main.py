@@ -10,9 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.routing import APIRoute
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from todo_api import __version__
+from todo_api.api.dispatch import ApiDispatch
 from todo_api.api.guarded import GuardedRoute
 from todo_api.api.routes import health, metrics, tasks
 from todo_api.auth.guard import Guard
@@ -43,6 +47,45 @@ Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) `application/probl
 validation failures are **400** with an `errors` list naming each field. Timestamps are RFC 3339
 in UTC (`...Z`). Every response carries an `X-Request-ID` (send your own to correlate logs).
 """
+
+
+class TodoAPI(FastAPI):
+    """FastAPI, with a shorter way in for HTTP requests.
+
+    The middleware added to the app (the service's own `RequestMiddleware`, and error reporting
+    when configured) wraps `ApiDispatch`, which answers `/api` requests at their route; the rest
+    go through FastAPI's exception and exit-stack layers to its router, as in any FastAPI app.
+    FastAPI's outermost layers are left out: its OpenTelemetry hooks (this service configures
+    none), its body limit (`RequestMiddleware` enforces MAX_BODY_SIZE) and Starlette's plain-text
+    500 page (`RequestMiddleware` answers an unhandled error as problem+json itself).
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {
+            key: handler
+            for key, handler in self.exception_handlers.items()
+            if key not in (500, Exception)
+        }
+        rest = ExceptionMiddleware(
+            AsyncExitStackMiddleware(self.router), handlers=handlers, debug=self.debug
+        )
+        app: ASGIApp = ApiDispatch(
+            self.router.routes, rest, router=self.router, exception_handlers=handlers
+        )
+        for middleware in reversed(self.user_middleware):
+            app = middleware.cls(app, *middleware.args, **middleware.kwargs)
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        if self.root_path:
+            scope["root_path"] = self.root_path
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        await self.middleware_stack(scope, receive, send)
 
 
 @asynccontextmanager
@@ -108,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. Without `settings`, they are read from the environment."""
     settings = settings or load_settings()
     error_tracking = init_error_tracking(settings)
-    app = FastAPI(
+    app = TodoAPI(
         title="Todo API",
         version=__version__,
         description=DESCRIPTION,
