@@ -36,6 +36,8 @@ import httpx
 import jwt
 from sqlalchemy.engine import make_url
 
+import accesslog  # bench/accesslog.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
@@ -436,7 +438,10 @@ def share(result: Result, without: Result | None) -> str:
 
 
 def print_table(
-    results: list[Result], timings: dict[str, float], flood: dict[str, float] | None
+    results: list[Result],
+    timings: dict[str, float],
+    flood: dict[str, float] | None,
+    access_line_us: float,
 ) -> None:
     header = (
         f"{'scenario':<8} {'server':<8} {'target':<14} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
@@ -453,7 +458,7 @@ def print_table(
     print()
     print(
         f"{'scenario':<8} {'server':<8} {'req/s ratio':>11} {'p99 ratio':>9} {'CPU ratio':>9} "
-        f"{'access log':>10} {'/mcp':>7}"
+        f"{'access log':>10} {'/mcp':>7} {'log line':>8}"
     )
     for (scenario, server, target), r in by_key.items():
         if target != "service":
@@ -464,12 +469,14 @@ def print_table(
         print(
             f"{scenario:<8} {server:<8} {r.rps / base.rps:>11.2f} {r.p99_ms / base.p99_ms:>9.2f} "
             f"{r.cpu_us_per_request / base.cpu_us_per_request:>9.2f} {log_share:>10} "
-            f"{mcp_share:>7}"
+            f"{mcp_share:>7} {access_line_us / r.cpu_us_per_request:>8.1%}"
         )
     print()
     print(
         "access log, /mcp: the share of the service's CPU per request that goes away without it"
-        " (negative: the run without it spent more)"
+        " (negative: the run without it spent more); log line: the CPU of one JSON access line"
+        f" ({access_line_us:.1f} us, counted over {accesslog.LINES:,} lines by bench/accesslog.py)"
+        " as a share of the service's CPU per request"
     )
     for name, seconds in timings.items():
         print(f"{name}: {seconds:.2f} s")
@@ -518,6 +525,7 @@ def main() -> int:
     ids = asyncio.run(prepare_database(url))
     results: list[Result] = []
     flood: dict[str, float] | None = None
+    access_line_us = accesslog.cpu_per_line(json=True) - accesslog.cpu_per_line(json=None)
     timings = {"todo-api --help": time_help()}
     timings.update(time_startups(url))
     with tempfile.TemporaryDirectory() as tmp:
@@ -555,13 +563,14 @@ def main() -> int:
             finally:
                 for target in targets:
                     target.stop()
-    print_table(results, timings, flood)
+    print_table(results, timings, flood, access_line_us)
     (RESULTS / "latest.json").write_text(
         json.dumps(
             {
                 "results": [asdict(r) for r in results],
                 "timings_s": timings,
                 "get_under_health_flood": flood,
+                "access_line_us": access_line_us,
             },
             indent=2,
         )
