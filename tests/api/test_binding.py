@@ -199,6 +199,8 @@ async def test_binder_takes_the_common_requests() -> None:
     common: list[Case] = [
         ("GET", BASE, "", [], b""),
         ("GET", BASE, "completed=false&priority=high&priority=low&limit=50", [], b""),
+        ("GET", BASE, "q=milk&sort=title&tag=home", [], b""),
+        ("GET", BASE, "cursor=c29tZSBjdXJzb3I&limit=20", [], b""),
         ("GET", f"{BASE}/{TASK}", "", [], b""),
         ("POST", BASE, "", JSON_TYPE, b'{"title": "Buy milk"}'),
         ("PATCH", f"{BASE}/{TASK}", "", JSON_TYPE, b'{"title": "Buy oat milk"}'),

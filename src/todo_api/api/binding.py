@@ -35,6 +35,19 @@ _SEQUENCES = (list, tuple, set, frozenset, Sequence)
 
 
 @dataclass(frozen=True)
+class _Body:
+    """The body parameter: its name, FastAPI field and whether a request must send it."""
+
+    name: str
+    field: Any
+    required: bool
+
+
+# What `_body` answers when FastAPI should read the body (an absent optional body binds None).
+_UNBOUND: Any = object()
+
+
+@dataclass(frozen=True)
 class _QueryModel:
     """A query parameter model: its FastAPI field and, per model field, whether it repeats."""
 
@@ -52,7 +65,7 @@ class Binder:
         request_name: str | None,
         path: Sequence[tuple[str, Any]],
         query: _QueryModel | None,
-        body: tuple[str, Any, bool] | None,
+        body: _Body | None,
     ) -> None:
         self._request_name = request_name
         self._path = tuple(path)
@@ -88,7 +101,7 @@ class Binder:
                 route, "_embed_body_fields", False
             ):
                 return None
-            body = (field.name, field, field.field_info.is_required())
+            body = _Body(field.name, field, field.field_info.is_required())
         path = [(field.alias, field) for field in dependant.path_params]
         return cls(request_name=dependant.request_param_name, path=path, query=query, body=body)
 
@@ -109,10 +122,10 @@ class Binder:
                 return None
             values[self._query.name] = value
         if self._body is not None:
-            bound = await _body(self._body, request)
-            if bound is None:
+            value = await _body(self._body, request)
+            if value is _UNBOUND:
                 return None
-            values[self._body[0]] = bound[0]
+            values[self._body.name] = value
         if self._request_name is not None:
             values[self._request_name] = request
         return values
@@ -139,7 +152,12 @@ def _is_sequence(annotation: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(_is_sequence(arg) for arg in typing.get_args(annotation))
     candidate = origin or annotation
-    return isinstance(candidate, type) and issubclass(candidate, _SEQUENCES)
+    # Text is a `Sequence` too, but a text field takes one value.
+    return (
+        isinstance(candidate, type)
+        and issubclass(candidate, _SEQUENCES)
+        and not issubclass(candidate, (str, bytes))
+    )
 
 
 def _query_values(query: _QueryModel, request: Request) -> dict[str, Any]:
@@ -166,26 +184,23 @@ def _query_values(query: _QueryModel, request: Request) -> dict[str, Any]:
     return values
 
 
-async def _body(body: tuple[str, Any, bool], request: Request) -> tuple[Any] | None:
-    """The validated body, in a 1-tuple; None when FastAPI should read it (or refuse it)."""
-    _, field, required = body
+async def _body(body: _Body, request: Request) -> Any:
+    """The validated body; `_UNBOUND` when FastAPI should read it (or refuse it)."""
     try:
         raw = await request.body()
-    except Exception:
-        return None
+    except Exception:  # FastAPI reads it again and answers as it would
+        return _UNBOUND
     if not raw:
-        if required:
-            return None
         # FastAPI's default for an absent optional body, unvalidated (`validate_default` off).
-        if field.field_info.validate_default:
-            return None
-        return (copy.deepcopy(field.default),)
+        if body.required or body.field.field_info.validate_default:
+            return _UNBOUND
+        return copy.deepcopy(body.field.default)
     content_type = request.headers.get("content-type")
     if content_type is None or content_type.lower() not in _JSON_TYPES:
-        return None
+        return _UNBOUND
     try:
         decoded = json.loads(raw)
-    except Exception:
-        return None
-    value, errors = field.validate(decoded, {}, loc=("body",))
-    return None if errors else (value,)
+    except Exception:  # not JSON text (or too deep): FastAPI's error to give
+        return _UNBOUND
+    value, errors = body.field.validate(decoded, {}, loc=("body",))
+    return _UNBOUND if errors else value

@@ -13,10 +13,9 @@ an unknown path under `/api/`) goes on through the framework's stack, which answ
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, cast
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from todo_api.api.guarded import GuardedRoute
 from todo_api.observability.requestctx import GUARDED_PREFIX
 
-ExceptionHandler = Callable[[Request, Exception], Any]
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class ApiDispatch:
@@ -38,14 +37,18 @@ class ApiDispatch:
         rest: ASGIApp,
         *,
         router: Any,
-        exception_handlers: Mapping[Any, ExceptionHandler],
+        exception_handlers: Mapping[Any, Callable[..., Any]],
     ) -> None:
         self.routes = [route for route in routes if isinstance(route, GuardedRoute)]
         self.rest = rest
         self.router = router
+        for handler in exception_handlers.values():
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError(f"exception handler {handler!r} is not a coroutine function")
         # Looked up as Starlette does: an HTTPException by its status first, then by class.
-        self.by_status = {k: v for k, v in exception_handlers.items() if isinstance(k, int)}
-        self.by_class = {k: v for k, v in exception_handlers.items() if isinstance(k, type)}
+        handlers = cast(Mapping[Any, ExceptionHandler], exception_handlers)
+        self.by_status = {k: v for k, v in handlers.items() if isinstance(k, int)}
+        self.by_class = {k: v for k, v in handlers.items() if isinstance(k, type)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(GUARDED_PREFIX):
@@ -68,7 +71,7 @@ class ApiDispatch:
             handler = self._handler_for(exc)
             if handler is None:
                 raise
-            response = await self._render(handler, request, exc)
+            response = await handler(request, exc)
         await response(scope, receive, send)
 
     def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
@@ -78,11 +81,3 @@ class ApiDispatch:
             if cls in self.by_class:
                 return self.by_class[cls]
         return None
-
-    @staticmethod
-    async def _render(handler: ExceptionHandler, request: Request, exc: Exception) -> Response:
-        if inspect.iscoroutinefunction(handler):
-            response: Response = await handler(request, exc)
-        else:
-            response = await run_in_threadpool(handler, request, exc)
-        return response
