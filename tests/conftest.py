@@ -44,10 +44,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
-@pytest.hookimpl(trylast=True)  # after the coverage report
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line: which databases the suite ran on, and how to run the rest."""
-    skipped = len(terminalreporter.stats.get("skipped", []))
+_FINISHED = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[_FINISHED] = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's last line: which databases the suite ran on, and how to run the rest.
+
+    Written here rather than in pytest_terminal_summary, which pytest's own "N passed" line
+    follows. Only by the process that reports (not an xdist worker), and only after a session.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput") or not config.stash.get(_FINISHED, False):
+        return
+    skipped = len(reporter.stats.get("skipped", []))
     if postgres_url() is None:
         ran = "SQLite only"
         rest = (
@@ -60,7 +74,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     else:
         ran = "SQLite and PostgreSQL"
         rest = "through PgBouncer: make test-pgbouncer"
-    terminalreporter.write_line(f"databases: {ran} ({skipped} skipped); the rest: {rest}")
+    reporter.write_line(f"databases: {ran} ({skipped} skipped); the rest: {rest}")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
