@@ -3,7 +3,8 @@
 The `sh` blocks of each file run in order in one bash session (so a variable one block sets is
 there for the next), in a fresh directory whose `.venv` is this interpreter's environment, with
 `todo-api serve` already listening as the quick start's `make run` would (on a free port, put
-in place of 127.0.0.1:8000). `make run &` in a block restarts that server with the session's
+in place of 127.0.0.1:8000; another 80xx port an example names, for a server of its own, is
+given a free port too). `make run &` in a block restarts that server with the session's
 environment, as it would for a reader. A `text` block right after an `sh` block is what it must
 print (`…` stands for anything). A block preceded by `<!-- not run: REASON -->` is skipped.
 """
@@ -28,6 +29,8 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.DOTALL | re.MULTILINE)
 NOT_RUN = re.compile(r"<!-- not run: (?P<reason>[^>]+) -->\s*\Z")
 MARK = "@@example-{}@@"
+# Where an example names a local port: in a URL or as `--port`.
+LOCAL_PORT = re.compile(r"(?<=127\.0\.0\.1:)80\d\d\b|(?<=--port )80\d\d\b")
 # `make run &` becomes a restart of the one server (the old one stopped first, as a reader
 # would), with the environment the session has then.
 PREAMBLE = r"""
@@ -91,10 +94,16 @@ def matches(expected: str, output: str) -> bool:
 
 def run_examples(found: list[Example], work: Path) -> list[tuple[str, int]]:
     """Each example's output and status, in order, from one bash session."""
-    port = free_port()
+    ports = {"8000": free_port()}
+
+    def free_in_place_of(match: re.Match[str]) -> str:
+        if match.group() not in ports:
+            ports[match.group()] = free_port()
+        return str(ports[match.group()])
+
     script = [PREAMBLE]
     for number, example in enumerate(found):
-        code = example.code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        code = LOCAL_PORT.sub(free_in_place_of, example.code)
         code = re.sub(r"^make run &$", "make run", code, flags=re.MULTILINE)
         script.append(f'echo {MARK.format(number)}\n{{\n{code}\n}}\necho "status=$?"\n')
     script.append(CLEANUP)
@@ -103,7 +112,7 @@ def run_examples(found: list[Example], work: Path) -> list[tuple[str, int]]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(work),
         "WORK": str(work),
-        "PORT": str(port),
+        "PORT": str(ports["8000"]),
     }
     if "PYTHONPATH" in os.environ:
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
