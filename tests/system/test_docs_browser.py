@@ -1,6 +1,6 @@
 """`/docs` and `/redoc` in a real browser (Debian's Chromium driven by Playwright) with every
-origin but the served one blocked: the pages render from the service alone, Swagger UI takes a
-token and creates a task, and neither page breaks its Content-Security-Policy or logs an error.
+origin but the served one blocked: the pages render from the service alone, Swagger UI takes the
+token `todo-api token` prints and creates a task, and neither page breaks its Content-Security-Policy or logs an error.
 Screenshots go to build/screenshots/. Skipped where chromium is missing (`.ci/run` installs it).
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import serving
-from tests.support.tokens import SECRET, bearer, hs256_token
+from tests.support.processes import run_cli, serving
+from tests.support.tokens import SECRET, bearer
 from tests.system.test_cli_migrate import cli_env
 
 CHROMIUM = shutil.which("chromium")
@@ -38,11 +38,26 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """The served app, its directory and its environment (a secret: authentication is on)."""
     root: Path = tmp_path_factory.mktemp("docs")
     env = {**cli_env(f"sqlite+aiosqlite:///{root / 'todo.db'}"), "AUTH_JWT_SECRET": SECRET}
     with serving(cwd=root, env=env) as url:
-        yield url
+        yield url, root, env
+
+
+@pytest.fixture(scope="module")
+def base_url(served: tuple[str, Path, dict[str, str]]) -> str:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def cli_token(served: tuple[str, Path, dict[str, str]]) -> str:
+    """A token for alice, made as a reader makes one: `todo-api token alice`."""
+    _, root, env = served
+    issued = run_cli("token", "alice", cwd=root, env=env)
+    assert issued.returncode == 0, issued.stderr
+    return issued.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +115,9 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=SCREENSHOTS / name, full_page=True)
 
 
-def test_the_root_leads_to_swagger_which_creates_a_task(watched: Watched, base_url: str) -> None:
+def test_the_root_leads_to_swagger_which_creates_a_task(
+    watched: Watched, base_url: str, cli_token: str
+) -> None:
     page = watched.page
     page.goto(f"{base_url}/")
     page.wait_for_selector(".opblock")
@@ -108,7 +125,7 @@ def test_the_root_leads_to_swagger_which_creates_a_task(watched: Watched, base_u
     assert page.url == f"{base_url}/docs"
     assert page.locator(".opblock").count() >= 10  # every operation of the document
 
-    token = hs256_token("alice", ttl=600)
+    token = cli_token
     page.click("button.authorize")
     page.fill(".modal-ux input", token)
     page.click(".modal-ux button.authorize")
