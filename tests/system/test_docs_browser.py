@@ -1,7 +1,8 @@
 """`/docs` and `/redoc` in a real browser (Debian's Chromium driven by Playwright) with every
 origin but the served one blocked: the pages render from the service alone, Swagger UI takes the
-token `todo-api token` prints and creates a task, and neither page breaks its Content-Security-Policy or logs an error.
-Screenshots go to build/screenshots/. Skipped where chromium is missing (`.ci/run` installs it).
+token `todo-api token` prints and creates a task, and neither page breaks its
+Content-Security-Policy or logs an error. Screenshots go to build/screenshots/. Skipped where
+chromium is missing (`.ci/run` installs it).
 """
 
 from __future__ import annotations
