@@ -43,7 +43,7 @@ lock: | $(UV_STAMP)
 	$(UV) lock
 
 run: $(RUNTIME)  ## serve on http://$(HOST):$(PORT) (SQLite unless DATABASE_URL says otherwise)
-	@echo "make: serving on http://$(HOST):$(PORT) (Swagger UI at http://$(HOST):$(PORT)/docs); Ctrl+C stops"
+	@echo "make: starting the server on $(HOST):$(PORT); its last start-up line gives the URLs to open"
 	$(BIN)/todo-api serve --host $(HOST) --port $(PORT)
 
 test: $(DEV)  ## the suite with coverage; its PostgreSQL half runs when TEST_DATABASE_URL is set

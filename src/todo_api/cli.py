@@ -63,9 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (default: one per CPU in production, one in development)",
     )
     serve.add_argument(
-        "--reload", action="store_true", help="restart on code changes (development)"
+        "--reload", action="store_true", help="restart on code changes (development; default: off)"
     )
-    serve.add_argument("--no-migrate", action="store_true", help="skip applying migrations")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="skip applying migrations (default: migrate first)",
+    )
     commands.add_parser("migrate", help="apply pending migrations and exit")
     commands.add_parser(
         "purge",
@@ -225,6 +229,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # A development server's MCP endpoint is where it listens (production names its own);
         # the workers read it from their environment.
         os.environ["MCP_PUBLIC_URL"] = f"http://{_url_host(args.host)}:{args.port}/mcp"
+    # The server's "running on" line, the last of a start-up, names the pages to open.
+    logging.getLogger("uvicorn.error").addFilter(_name_the_pages)
     limits = ServerLimits(
         header_timeout_s=settings.http_header_timeout_s,
         body_min_rate=settings.http_body_min_rate,
@@ -249,6 +255,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
     return 0
+
+
+_RUNNING_ON = "Uvicorn running on "
+
+
+def _name_the_pages(record: logging.LogRecord) -> bool:
+    """Rewrite uvicorn's "Uvicorn running on URL (Press CTRL+C to quit)" as the URLs to open."""
+    message, args = record.msg, record.args
+    if not (isinstance(message, str) and message.startswith(_RUNNING_ON)):
+        return True
+    if not (isinstance(args, tuple) and len(args) == 3 and isinstance(args[2], int)):
+        return True  # a Unix socket or an inherited descriptor: no URL to give
+    scheme, host, port = args
+    base = f"{scheme}://{_url_host(str(host))}:{port}"
+    record.msg = (
+        "serving on %s: Swagger UI %s/docs, ReDoc %s/redoc, OpenAPI %s/openapi.json (Ctrl+C stops)"
+    )
+    record.args = (base, base, base, base)
+    return True
 
 
 def _url_host(host: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import free_port, run_cli
+from tests.support.processes import free_port, launch, run_cli
 from tests.system.test_cli_config import command_env
 from tests.system.test_cli_migrate import cli_env
 from todo_api.cli import EXIT_DATABASE
@@ -31,7 +31,8 @@ def test_version_is_the_installed_distribution(tmp_path: Path) -> None:
     ("command", "expected"),
     [
         ("serve", ["--host HOST", "(default: 127.0.0.1)", "--port PORT", "(default: 8000)"]),
-        ("serve", ["--workers", "--reload", "--no-migrate"]),
+        ("serve", ["--workers", "--reload", "(development; default: off)"]),
+        ("serve", ["--no-migrate", "(default: migrate first)"]),
         ("token", ["user_id", "--ttl TTL", "(default: 3600)"]),
     ],
 )
@@ -90,3 +91,20 @@ def test_serve_names_its_database_first(tmp_path: Path) -> None:
     assert result.returncode == EXIT_DATABASE
     assert first_line(result.stderr).endswith(f"serve: SQLite file {missing_directory}")
     assert not missing_directory.parent.exists()  # named, then refused: nothing was created
+
+
+def test_the_last_start_up_line_gives_the_urls_to_open(tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
+    with log.open("wb") as stderr:
+        process, base_url = launch(cwd=tmp_path, env=cli_env(url), stderr=stderr)
+        process.terminate()
+        process.wait(timeout=10)
+    lines = log.read_text().splitlines()
+    start_up = lines[: next(i for i, line in enumerate(lines) if "todo_api.access" in line)]
+
+    assert start_up[-1].endswith(
+        f"serving on {base_url}: Swagger UI {base_url}/docs, ReDoc {base_url}/redoc, "
+        f"OpenAPI {base_url}/openapi.json (Ctrl+C stops)"
+    )
+    assert not any("Uvicorn running on" in line for line in lines)
