@@ -29,8 +29,10 @@ def test_make_run_serves_on_the_port_it_is_given_and_ends_with_the_urls(tmp_path
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "make-run.log"
-    # The reader's shell, but the database in a directory of the test's own.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "AUTH_"))}
+    # The reader's shell (not a make of ours: `make test` runs this), but the database in a
+    # directory of the test's own.
+    ours = ("DATABASE_", "AUTH_", "MAKE", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}"
     with log.open("wb") as output:
         make = subprocess.Popen(  # noqa: S603 - the repository's own Makefile
