@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,6 +205,29 @@ class TestDeadlines:
             # 4 KiB at the minimum rate (1 KiB/s) would be allowed DEADLINE_S + 4 s; a trickle
             # earns almost nothing beyond the grace.
             assert DEADLINE_S - 0.5 <= elapsed <= CLOSED_WITHIN_S
+
+    @pytest.mark.parametrize("method", ["POST", "PATCH"])
+    def test_a_chunked_body_over_the_size_limit_is_413_at_once(
+        self, server: tuple[str, int], method: str
+    ) -> None:
+        """No Content-Length to refuse up front: the chunk that crosses 64 KiB ends it."""
+        path = b"/api/alice/tasks" + (
+            b"/" + str(uuid.uuid4()).encode() if method == "PATCH" else b""
+        )
+        with connect(server) as sock:
+            sock.sendall(
+                method.encode() + b" " + path + b" HTTP/1.1\r\nHost: test\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            for size in (65532, 10000):
+                sock.sendall(b"%x\r\n" % size + b"{" + b" " * (size - 1) + b"\r\n")
+            sock.sendall(b"0\r\n\r\n")
+            started = time.monotonic()
+            head = read_response(sock)
+
+            assert status_of(head) == 413
+            assert b"application/problem+json" in head
+            assert time.monotonic() - started < 2  # answered, not left waiting for the client
 
     def test_a_body_sent_in_pauses_within_the_grace_is_served(
         self, server: tuple[str, int]

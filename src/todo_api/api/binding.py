@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import params
+from fastapi import HTTPException, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -188,8 +188,11 @@ async def _body(body: _Body, request: Request) -> Any:
     """The validated body; `_UNBOUND` when FastAPI should read it (or refuse it)."""
     try:
         raw = await request.body()
-    except Exception:  # FastAPI reads it again and answers as it would
-        return _UNBOUND
+    except Exception as exc:
+        # What FastAPI raises for a body that could not be read (over the size limit: the
+        # handler makes it a 413). Not FastAPI's handler: it would read the ended stream again
+        # and wait for the client to leave.
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
     if not raw:
         # FastAPI's default for an absent optional body, unvalidated (`validate_default` off).
         if body.required or body.field.field_info.validate_default:
