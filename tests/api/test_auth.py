@@ -7,6 +7,7 @@ nothing changed. JWKS-based providers are served by a real HTTP server on localh
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -648,8 +649,28 @@ class TestRefusalReasons:
                 "wrong_issuer",
             ),
             (lambda: {"Authorization": "Token abc"}, BAD_SCHEME, "malformed_header"),
+            (
+                lambda: bearer(token_for("alice", exp=str(int(time.time()) + 600))),
+                "claim exp is not a number",
+                "malformed",
+            ),
+            (
+                lambda: bearer(token_for("alice", exp=True)),
+                "claim exp is not a number",
+                "malformed",
+            ),
+            (
+                lambda: bearer(token_for("alice", iat=f"{int(time.time())}")),
+                "claim iat is not a number",
+                "malformed",
+            ),
+            (
+                lambda: bearer(token_for("alice", ttl=2 * 24 * 3600)),
+                "exp is 48.0 h ahead, more than AUTH_MAX_TOKEN_TTL (86400 s)",
+                "lifetime_too_long",
+            ),
         ],
-        ids=["signature", "issuer", "scheme"],
+        ids=["signature", "issuer", "scheme", "string-exp", "boolean-exp", "string-iat", "ttl"],
     )
     async def test_the_client_is_told_little_and_the_log_keeps_the_reason(
         self,

@@ -300,7 +300,7 @@ class TestNumericDates:
 
         error = await refusal_of(verifier, hs256_of(claims))
 
-        assert error.why in {f"claim {claim} is not a number", "malformed token"}
+        assert error.why == f"claim {claim} is not a number"
         assert error.reason == "malformed"
 
     @pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
@@ -314,7 +314,8 @@ class TestNumericDates:
 
         error = await refusal_of(verifier, hs256_of(claims))
 
-        assert error.reason in {"malformed", "expired", "not_yet_valid"}
+        assert error.why == f"claim {claim} is not a number"
+        assert error.reason == "malformed"
 
     async def test_fractional_seconds_are_numbers_too(self, make_verifier: MakeVerifier) -> None:
         verifier = make_verifier(auth_jwt_secret=SECRET)

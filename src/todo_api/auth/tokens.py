@@ -273,12 +273,16 @@ class TokenVerifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": ["exp"], "verify_aud": self._audience is not None},
+                # The times are checked below, once they are known to be numbers: PyJWT would
+                # read `true` as 1 (expired) and "1700000000" as that instant.
+                options={
+                    "require": ["exp"],
+                    "verify_aud": self._audience is not None,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired", reason="expired") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthorized("token not yet valid", reason="not_yet_valid") from None
         except jwt.InvalidAudienceError:
             raise Unauthorized("wrong audience", reason="wrong_audience") from None
         except jwt.InvalidIssuerError:
@@ -298,16 +302,25 @@ class TokenVerifier:
         return user_id, claims, generation
 
     def _check_times(self, claims: Mapping[str, Any]) -> None:
-        """`exp`, `nbf` and `iat` are NumericDates (RFC 7519 §2): JSON numbers, finite; PyJWT
-        would also take a numeric string. And `exp` lies at most AUTH_MAX_TOKEN_TTL ahead."""
+        """`exp`, `nbf` and `iat` are NumericDates (RFC 7519 §2): JSON numbers, finite, not
+        booleans or numeric strings. The token is expired at `exp`, not valid before `nbf` or
+        `iat` (each give or take AUTH_LEEWAY_SECONDS, as PyJWT judges them), and `exp` lies at most
+        AUTH_MAX_TOKEN_TTL ahead."""
         for name in ("exp", "nbf", "iat"):
             value = claims.get(name)
             if name in claims and not _numeric_date(value):
                 raise Unauthorized(f"claim {name} is not a number", reason="malformed")
-        ahead = float(claims["exp"]) - time.time()
+        now = time.time()
+        if float(claims["exp"]) <= now - self._leeway:
+            raise Unauthorized("token expired", reason="expired")
+        for name in ("nbf", "iat"):
+            if name in claims and float(claims[name]) > now + self._leeway:
+                raise Unauthorized("token not yet valid", reason="not_yet_valid")
+        ahead = float(claims["exp"]) - now
         if ahead > self._max_ttl + self._leeway:
             raise Unauthorized(
-                f"exp is {ahead:.0f} s ahead, more than AUTH_MAX_TOKEN_TTL ({self._max_ttl} s)",
+                f"exp is {ahead / 3600:.1f} h ahead, "
+                f"more than AUTH_MAX_TOKEN_TTL ({self._max_ttl} s)",
                 reason="lifetime_too_long",
             )
 
