@@ -263,6 +263,22 @@ class TestDescription:
         await assert_nothing_written(client, existing)
 
     @pytest.mark.parametrize("method", WRITES)
+    @pytest.mark.parametrize(
+        ("description", "at"), [("a\rb", 2), ("line\r", 5), ("\r\n\r", 3)], ids=str
+    )
+    async def test_a_carriage_return_that_is_not_a_newline_is_refused(
+        self, client: httpx.AsyncClient, existing: JSON, method: str, description: str, at: int
+    ) -> None:
+        """A lone CR makes a terminal write over the line; as CR LF it is a newline."""
+        response = await write(client, method, existing, {"title": "T", "description": description})
+
+        problem = assert_problem(response, 400, fields=["description"])
+        assert problem["errors"][0]["type"] == "control_character"
+        assert f"found U+000D at character {at}" in problem["errors"][0]["message"]
+        assert "LF or CR LF, are allowed" in problem["errors"][0]["message"]
+        await assert_nothing_written(client, existing)
+
+    @pytest.mark.parametrize("method", WRITES)
     async def test_lone_surrogate_is_refused_not_a_server_error(
         self, client: httpx.AsyncClient, existing: JSON, method: str
     ) -> None:

@@ -26,7 +26,7 @@ from todo_api.models.task import (
     TITLE_MAX_LENGTH,
 )
 from todo_api.models.types import TAG_MAX_LENGTH
-from todo_api.schemas.text import MULTILINE_REFUSED, REFUSED, refuse_characters
+from todo_api.schemas.text import MULTILINE_PATTERN, REFUSED, refuse_characters
 
 # Whitespace trimmed from a title: the non-control whitespace of JSON Schema's (ECMA-262) `\s`,
 # so the pattern published in OpenAPI and this validator agree exactly.
@@ -42,7 +42,7 @@ def _trimmed_pattern(max_length: int) -> str:
 
 
 TITLE_PATTERN = _trimmed_pattern(TITLE_MAX_LENGTH)
-DESCRIPTION_PATTERN = f"^[^{MULTILINE_REFUSED}]*$"
+DESCRIPTION_PATTERN = MULTILINE_PATTERN
 _edge_space = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
 
 
@@ -84,8 +84,8 @@ Description = Annotated[
     StrictStr,
     AfterValidator(_check_description),
     Field(
-        description=f"At most {DESCRIPTION_MAX_LENGTH} characters; may hold tabs and newlines, "
-        "no other control character, bidirectional control or noncharacter.",
+        description=f"At most {DESCRIPTION_MAX_LENGTH} characters; may hold tabs and newlines "
+        "(LF or CR LF), no other control character, bidirectional control or noncharacter.",
         json_schema_extra={"pattern": DESCRIPTION_PATTERN, "maxLength": DESCRIPTION_MAX_LENGTH},
         examples=["2 litres, semi-skimmed"],
     ),

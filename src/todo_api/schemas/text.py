@@ -2,7 +2,8 @@
 the search text): which characters are refused, as a validator naming what it found, and as the
 character classes the published JSON Schema patterns are built from.
 
-Refused: C0 controls (a description keeps tab, line feed and carriage return), DEL and the C1
+Refused: C0 controls (a description keeps tab and newlines: LF, or CR LF; a lone CR, which
+makes a terminal write over the line, is refused), DEL and the C1
 controls (U+0080-U+009F, among them the terminal's CSI U+009B); the bidirectional embedding,
 override and isolate controls, which reorder how the text around them is shown (U+202A-U+202E,
 U+2066-U+2069; the invisible marks U+200E, U+200F and U+061C stay, right-to-left text needs
@@ -43,15 +44,20 @@ def _class(ranges: list[tuple[int, int]]) -> str:
 
 # Character classes (regex and JSON Schema syntax alike) of what a line of text may not hold...
 REFUSED = _class(_C0 + _DEL_AND_C1 + _BIDI + _NONCHARACTERS)
-# ... and what multi-line text (a description) may not: the same, but tab, LF and CR.
+# ... and what multi-line text (a description) may not: the same, but tab, LF and CR (CR only
+# as the first half of a CR LF newline).
 MULTILINE_REFUSED = _class(_MULTILINE_C0 + _DEL_AND_C1 + _BIDI + _NONCHARACTERS)
+_CR, _LF = _char(0x0D), _char(0x0A)
+# Multi-line text without a refused character, as a JSON Schema pattern (no lookahead, which
+# some JSON Schema tools cannot compile).
+MULTILINE_PATTERN = f"^(?:[^{MULTILINE_REFUSED}{_CR}]|{_CR}{_LF})*$"
 # Text without a refused character, as a JSON Schema pattern. The published classes leave lone
 # surrogates out: a JSON Schema string holds only characters, so no value can have one, and
 # ECMA-262 validators (and the tools built on them) cannot compile such a range.
 NO_REFUSED_PATTERN = f"^[^{REFUSED}]*$"
 
 _line_refused = re.compile(f"[{REFUSED}{_class(_SURROGATES)}]")
-_multiline_refused = re.compile(f"[{MULTILINE_REFUSED}{_class(_SURROGATES)}]")
+_multiline_refused = re.compile(f"[{MULTILINE_REFUSED}{_class(_SURROGATES)}]|{_CR}(?!{_LF})")
 
 # Each kind: its error type, what a message calls it, its code points.
 _KINDS = [
@@ -74,7 +80,9 @@ def refuse_characters(value: str, *, multiline: bool = False) -> None:
         for kind, name, ranges in _KINDS
         if any(first <= code <= last for first, last in ranges)
     )
-    allowed = " (tab and newline are allowed)" if multiline and kind == "control_character" else ""
+    allowed = ""
+    if multiline and kind == "control_character":
+        allowed = " (tab and newline, LF or CR LF, are allowed)"
     raise PydanticCustomError(
         kind,
         f"must not contain {name}: found U+{code:04X} at character {found.start() + 1}{allowed}",
