@@ -31,8 +31,8 @@ class TestIfNoneMatch:
 
     @pytest.mark.parametrize(
         "value",
-        ["*", 'W/"3"', '"1", "3"', '"1",W/"3"', "3", '"3",'],
-        ids=["any", "weak", "list", "weak-in-list", "bare-token", "trailing-comma"],
+        ["*", 'W/"3"', '"1", "3"', '"1",W/"3"', '"3",'],
+        ids=["any", "weak", "list", "weak-in-list", "trailing-comma"],
     )
     async def test_matching_tags_are_not_modified(
         self, client: httpx.AsyncClient, value: str
@@ -84,7 +84,7 @@ class TestIfNoneMatch:
 
         assert_problem(response, 404)
 
-    @pytest.mark.parametrize("value", ['"1" "2"', "a b", ""])
+    @pytest.mark.parametrize("value", ['"1" "2"', "a b", "", "3", "2'K+0e<,"])
     async def test_malformed_header_is_refused(self, client: httpx.AsyncClient, value: str) -> None:
         task = await create_task(client)
 

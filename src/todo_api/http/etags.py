@@ -16,9 +16,9 @@ __all__ = [
     "parse_entity_tags",
 ]
 
-# One entity tag: optionally weak (`W/`), then a quoted string without quotes (RFC 9110 §8.8.3);
-# a bare token (`3`, a common client slip) is read as the quoted tag it was meant to be.
-_TAG = '(W/)?(?:"([\\x21\\x23-\\x7e\\x80-\\xff]*)"|([\\x21\\x23-\\x2b\\x2d-\\x7e]+))'
+# One entity tag (RFC 9110 §8.8.3): optionally weak (`W/`), then a quoted string of etagc. An
+# unquoted value (`3`) is malformed, as the RFC has it: a 400 naming the header, not a guess.
+_TAG = '(W/)?"([\\x21\\x23-\\x7e\\x80-\\xff]*)"'
 # `*`, or a list of tags (RFC 9110 §5.6.1): commas with optional spaces or tabs between them,
 # empty elements allowed. What the OpenAPI document publishes, and exactly what is accepted.
 ENTITY_TAGS_PATTERN = f"^(?:[ \\t]*\\*[ \\t]*|[ \\t,]*{_TAG}(?:[ \\t]*,[ \\t,]*{_TAG})*[ \\t,]*)$"
@@ -59,6 +59,6 @@ def parse_entity_tags(header: str) -> list[EntityTag] | None:
     if header.strip(" \t") == ANY:
         return None
     return [
-        EntityTag(weak=match.group(1) is not None, opaque=match.group(2) or match.group(3) or "")
+        EntityTag(weak=match.group(1) is not None, opaque=match.group(2))
         for match in _ONE_TAG.finditer(header)
     ]
