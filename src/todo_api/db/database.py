@@ -7,6 +7,8 @@ becomes `DatabaseUnavailable` (503), and every statement is timed for the metric
 from __future__ import annotations
 
 import logging
+import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -46,6 +48,9 @@ class Database(ABC):
     def __init__(self, engine: AsyncEngine) -> None:
         # For migrations and administration (on PostgreSQL it keeps no connection open).
         self.engine = engine
+        # When (time.monotonic()) a statement last completed: evidence that the database
+        # serves, which readiness reads before it spends a query of its own.
+        self.answered_at = -math.inf
 
     @timed_query("fetch")
     async def fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Row]:
@@ -75,6 +80,7 @@ class Database(ABC):
             if is_database_unavailable(exc):
                 raise _unavailable(exc) from exc
             raise
+        self.answered_at = time.monotonic()
 
     async def _guarded(
         self,
@@ -86,7 +92,7 @@ class Database(ABC):
     ) -> T:
         try:
             try:
-                return await run(stmt, params)
+                result = await run(stmt, params)
             except Exception as exc:
                 if not self._connection_lost(exc):
                     raise
@@ -98,11 +104,13 @@ class Database(ABC):
                 if not read:
                     raise
                 logger.warning("connection lost during a read; retrying on a fresh connection")
-            return await run(stmt, params)
+                result = await run(stmt, params)
         except Exception as exc:
             if is_database_unavailable(exc):
                 raise _unavailable(exc) from exc
             raise
+        self.answered_at = time.monotonic()
+        return result
 
     @abstractmethod
     async def _fetch(self, stmt: Statement, params: Mapping[str, Any]) -> Sequence[Row]: ...

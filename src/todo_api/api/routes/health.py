@@ -6,7 +6,6 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -28,28 +27,28 @@ logger = logging.getLogger(__name__)
 
 
 class ReadinessCheck:
-    """The database check behind `/health`, shared by its callers: concurrent ones wait on the
-    one check in flight, and a success answers every caller for `fresh_for` seconds after it.
-    A flood of probes costs at most one query a second while the database answers, one check
-    at a time while it does not, and never more than one pooled connection. A failure is not
-    kept: the first probe after it checks again, so recovery shows at once."""
+    """The database check behind `/health`, shared by its callers. The database is ready when
+    it answered within `fresh_for` seconds: a statement of any request, or this check's own
+    `SELECT 1`, which runs only when nothing else did and which concurrent callers wait on
+    together. A flood of probes therefore costs no query while requests are served, at most
+    one a second otherwise and one check at a time while the database does not answer, and
+    no connection a request would not have used. A failure is not kept: the first probe after
+    it checks again, so recovery shows at once."""
 
     def __init__(
         self,
         *,
         fresh_for: float = HEALTH_CHECK_FRESH_S,
         timeout: float = HEALTH_CHECK_TIMEOUT_S,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fresh_for = fresh_for
         self._timeout = timeout
-        self._clock = clock
         self._ready_at = -math.inf
         self._running: asyncio.Future[bool] | None = None
 
     async def ready(self, database: Database) -> bool:
         """Whether the database answers (a `SELECT 1`, retried once on a fresh connection)."""
-        if self._clock() - self._ready_at < self._fresh_for:
+        if time.monotonic() - max(self._ready_at, database.answered_at) < self._fresh_for:
             return True
         if self._running is None:
             self._running = asyncio.ensure_future(self._check(database))
@@ -69,7 +68,7 @@ class ReadinessCheck:
             return False  # logged where it was raised, with the driver's error type
         finally:
             self._running = None
-        self._ready_at = self._clock()
+        self._ready_at = time.monotonic()
         return True
 
 
