@@ -392,6 +392,33 @@ class TestHead:
             k: v for k, v in get.headers.items() if k not in varying
         }
 
+    async def test_every_get_the_service_serves_answers_head_alike(
+        self, http: httpx.AsyncClient
+    ) -> None:
+        """Every GET operation of the OpenAPI document (so a new one is covered without being
+        listed here), and the pages and files outside it."""
+        task = (await http.post("/api/alice/tasks", json={"title": "One"})).json()
+        document = (await http.get("/openapi.json")).json()
+        operations = [path for path, item in document["paths"].items() if "get" in item]
+        outside = ["/", "/openapi.json", "/docs", "/redoc", "/metrics"]
+        outside += ["/docs/scripts/swagger-init.js", "/docs/scripts/redoc-init.js"]
+        outside += ["/docs/assets/redoc.standalone.js", "/docs/assets/swagger-ui-bundle.js"]
+        paths = [p.format(user_id="alice", task_id=task["id"]) for p in operations + outside]
+        assert len(operations) >= 5
+
+        for path in paths:
+            get, head = await http.get(path), await http.head(path)
+
+            assert get.status_code in (200, 307), path
+            assert head.status_code == get.status_code, path
+            assert head.content == b"", path
+            varying = {"x-request-id", "ratelimit", "date"}
+            if path == "/metrics":  # its counters count the GET just made: another length
+                varying.add("content-length")
+            assert {k: v for k, v in head.headers.items() if k not in varying} == {
+                k: v for k, v in get.headers.items() if k not in varying
+            }, path
+
     async def test_a_conditional_head_is_not_modified(self, http: httpx.AsyncClient) -> None:
         task = (await http.post("/api/alice/tasks", json={"title": "One"})).json()
         url = f"/api/alice/tasks/{task['id']}"
