@@ -24,13 +24,14 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path, passphrase: bytes | None) -> None:
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if passphrase is None
+        else serialization.BestAvailableEncryption(passphrase)
+    )
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     )
     path.chmod(0o600)
 
@@ -69,10 +70,15 @@ def make_authority(directory: Path, name: str) -> Authority:
 
 
 def issue(
-    authority: Authority, directory: Path, common_name: str, *, server: bool
+    authority: Authority,
+    directory: Path,
+    common_name: str,
+    *,
+    server: bool,
+    passphrase: bytes | None = None,
 ) -> tuple[Path, Path]:
-    """A certificate (and its key) signed by `authority`, for the server at 127.0.0.1 and
-    localhost, or for a client logging in as `common_name`."""
+    """A certificate (and its key, encrypted with `passphrase` if given) signed by `authority`,
+    for the server at 127.0.0.1 and localhost, or for a client logging in as `common_name`."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -88,8 +94,32 @@ def issue(
         names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     certificate = builder.sign(authority.key, hashes.SHA256())
-    certificate_path = directory / f"{common_name}.crt"
-    key_path = directory / f"{common_name}.key"
+    stem = common_name if passphrase is None else f"{common_name}-encrypted"
+    certificate_path = directory / f"{stem}.crt"
+    key_path = directory / f"{stem}.key"
     certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    _write_key(key, key_path)
+    _write_key(key, key_path, passphrase)
     return certificate_path, key_path
+
+
+def revocation_list(authority: Authority, path: Path, revoked: list[Path]) -> Path:
+    """A CRL of `authority` revoking the certificates at `revoked` (none: an empty one)."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(authority.certificate.subject)
+        .last_update(now - dt.timedelta(minutes=5))
+        .next_update(now + dt.timedelta(days=1))
+    )
+    for certificate_path in revoked:
+        serial = x509.load_pem_x509_certificate(certificate_path.read_bytes()).serial_number
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(now - dt.timedelta(minutes=1))
+            .build()
+        )
+    path.write_bytes(
+        builder.sign(authority.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    )
+    return path

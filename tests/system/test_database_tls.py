@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.certificates import Authority, issue, make_authority
+from tests.support.certificates import Authority, issue, make_authority, revocation_list
 from tests.support.databases import make_settings
 from tests.support.processes import free_port, run_cli
 from tests.system.test_cli_migrate import cli_env
 from todo_api.cli import EXIT_DATABASE
 
 PASSWORD = "tls-test-password"
+KEY_PASSPHRASE = "key-passphrase"
 
 
 def _binary(name: str) -> str | None:
@@ -48,6 +49,10 @@ class Cluster:
     other_authority: Authority
     client_certificate: Path
     client_key: Path
+    encrypted_client_certificate: Path
+    encrypted_client_key: Path  # with KEY_PASSPHRASE
+    server_certificate: Path
+    certificates: Path
 
     def url(
         self,
@@ -88,6 +93,9 @@ def _run_cluster(root: Path) -> Iterator[Cluster]:
     other = make_authority(certificates, "another-ca")
     server_certificate, server_key = issue(authority, certificates, "server", server=True)
     client_certificate, client_key = issue(authority, certificates, "certuser", server=False)
+    encrypted_certificate, encrypted_key = issue(
+        authority, certificates, "certuser", server=False, passphrase=KEY_PASSPHRASE.encode()
+    )
     password_file = root / "password"
     password_file.write_text(PASSWORD)
     if os.geteuid() == 0:
@@ -133,7 +141,17 @@ def _run_cluster(root: Path) -> Iterator[Cluster]:
             subprocess.run(  # noqa: S603 - psql, our statements
                 [*psql, "-c", statement], check=True, capture_output=True, env=env
             )
-        yield Cluster(port, authority, other, client_certificate, client_key)
+        yield Cluster(
+            port,
+            authority,
+            other,
+            client_certificate,
+            client_key,
+            encrypted_certificate,
+            encrypted_key,
+            server_certificate,
+            certificates,
+        )
     finally:
         subprocess.run(  # noqa: S603 - PostgreSQL's own tools, our arguments
             _as_postgres([PG_CTL, "-D", str(data), "-m", "immediate", "stop"]),
@@ -199,6 +217,76 @@ class TestVerifiedTls:
 
         assert result.returncode == 0, result.stderr
 
+    def test_a_revocation_list_that_does_not_name_the_server_lets_it_connect(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        crl = revocation_list(cluster.authority, tmp_path / "empty.crl", revoked=[])
+        url = cluster.url(
+            sslmode="verify-full", sslrootcert=str(cluster.authority.path), sslcrl=str(crl)
+        )
+
+        result = migrate(url, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+
+    def test_a_revoked_server_certificate_is_refused_clearly(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        crl = revocation_list(
+            cluster.authority, tmp_path / "revoked.crl", revoked=[cluster.server_certificate]
+        )
+        url = cluster.url(
+            sslmode="verify-full", sslrootcert=str(cluster.authority.path), sslcrl=str(crl)
+        )
+
+        line = refusal(url, tmp_path)
+
+        assert "certificate revoked" in line, line
+
+    def test_an_encrypted_client_key_opens_with_its_sslpassword(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        url = cluster.url(
+            user="certuser",
+            password=None,
+            database="certdb",
+            sslmode="verify-full",
+            sslrootcert=str(cluster.authority.path),
+            sslcert=str(cluster.encrypted_client_certificate),
+            sslkey=str(cluster.encrypted_client_key),
+            sslpassword=KEY_PASSPHRASE,
+        )
+
+        result = migrate(url, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert KEY_PASSPHRASE not in result.stderr
+
+    def test_a_wrong_sslpassword_is_refused_without_showing_it(
+        self, cluster: Cluster, tmp_path: Path
+    ) -> None:
+        url = cluster.url(
+            user="certuser",
+            password=None,
+            database="certdb",
+            sslmode="verify-full",
+            sslrootcert=str(cluster.authority.path),
+            sslcert=str(cluster.encrypted_client_certificate),
+            sslkey=str(cluster.encrypted_client_key),
+            sslpassword="not-the-passphrase",
+        )
+
+        result = migrate(url, tmp_path)
+
+        assert result.returncode == EXIT_DATABASE, result.stderr
+        assert "Traceback" not in result.stderr
+        [line] = [line for line in result.stderr.splitlines() if line.startswith("todo-api:")]
+        assert "not-the-passphrase" not in result.stderr
+        assert line.endswith(
+            ": cannot load the client certificate and key (sslcert, sslkey): "
+            "a wrong sslpassword, or not a PEM certificate and key"
+        ), line
+
 
 class TestStartUpErrorsOfALockedDownServer:
     def test_a_wrong_password_is_named(self, cluster: Cluster, tmp_path: Path) -> None:
@@ -212,10 +300,24 @@ class TestStartUpErrorsOfALockedDownServer:
 
         assert "no encryption" in line, line
 
-    def test_serve_says_the_same(self, cluster: Cluster, tmp_path: Path) -> None:
-        url = cluster.url(password="not-the-password", sslmode="require")
+    @pytest.mark.parametrize(
+        ("query", "reason"),
+        [
+            ({"password": "not-the-password", "sslmode": "require"}, "password authentication"),
+            ({"sslmode": "disable"}, "no encryption"),
+        ],
+        ids=["wrong-password", "tls-required"],
+    )
+    def test_serve_says_the_same(
+        self, cluster: Cluster, tmp_path: Path, query: dict[str, str], reason: str
+    ) -> None:
+        url = cluster.url(**query)
 
         result = run_cli("serve", "--port", "0", cwd=tmp_path, env=cli_env(url))
 
         assert result.returncode == EXIT_DATABASE
-        assert result.stderr.strip().endswith('password authentication failed for user "postgres"')
+        assert "Traceback" not in result.stderr
+        [line] = [line for line in result.stderr.splitlines() if line.startswith("todo-api:")]
+        assert line.startswith("todo-api: cannot use the database at "), line
+        assert reason in line, line
+        assert "not-the-password" not in result.stderr

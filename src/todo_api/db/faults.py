@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import asyncpg
 from sqlalchemy import exc as sa_exc
 
@@ -72,6 +74,12 @@ def describe_failure(exc: BaseException, *, connect_timeout: float | None = None
         return f"no answer{within} (DB_CONNECT_TIMEOUT)"
     if isinstance(reason, ConnectionRefusedError):
         return "connection refused: nothing is listening there"
+    if isinstance(reason, ssl.SSLError) and "PEM lib" in str(reason):
+        # OpenSSL's words for a client key it could not load, before any connection.
+        return (
+            "cannot load the client certificate and key (sslcert, sslkey): "
+            "a wrong sslpassword, or not a PEM certificate and key"
+        )
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     message = " ".join(str(reason).split())
