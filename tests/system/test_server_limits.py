@@ -258,6 +258,25 @@ class TestDeadlines:
 
 
 class TestConnectionCap:
+    def test_the_connections_beyond_the_cap_are_the_ones_refused(
+        self, server: tuple[str, int]
+    ) -> None:
+        """Two more than the cap open; the first ones ask while all are still open."""
+        opened = [connect(server) for _ in range(MAX_CONNECTIONS + 2)]
+        time.sleep(0.2)  # every one accepted before any asks
+        try:
+            for sock in opened[:MAX_CONNECTIONS]:
+                sock.sendall(GET + b"\r\n")
+                assert status_of(read_response(sock)) == 200
+            for sock in opened[MAX_CONNECTIONS:]:
+                sock.sendall(GET + b"\r\n")
+                response, _ = read_until_closed(sock)
+                assert status_of(response) == 503
+        finally:
+            for sock in opened:
+                sock.close()
+        time.sleep(0.5)  # the next test finds room again
+
     def test_a_connection_over_the_cap_gets_503_and_is_closed(
         self, server: tuple[str, int]
     ) -> None:

@@ -66,11 +66,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         # A request began inside a read that also ended the one before (pipelining): its first
         # bytes were not counted, and no deadline was armed for it yet.
         self._began = False
+        # Whether this connection arrived when the worker already held its cap: the newest ones
+        # are refused, never one that came within it.
+        self._arrived_over_cap = False
 
     # Connection events
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._arrived_over_cap = len(self.connections) > self.limits.max_connections
         # A connection that never completes a request is closed like one that stalls mid-way.
         self._arm(self.limits.header_timeout_s, self._headers_late)
 
@@ -113,7 +117,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(431, f"header block over {self.limits.header_bytes} bytes")
             return
         self._requests += 1
-        if self._requests == 1 and len(self.connections) > self.limits.max_connections:
+        over_cap = len(self.connections) > self.limits.max_connections
+        if self._requests == 1 and self._arrived_over_cap and over_cap:
             self._refuse(503, f"over {self.limits.max_connections} connections", retry_after=1)
             return
         super().on_headers_complete()
