@@ -340,7 +340,12 @@ class TokenVerifier:
 
 
 def _numeric_date(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    if type(value) not in (int, float):
+        return False  # not a bool (an int subclass), a string or anything else
+    try:
+        return math.isfinite(float(value))  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond any float: no instant
+        return False
 
 
 def issue_token(settings: Settings, user_id: str, *, ttl: int) -> str:
