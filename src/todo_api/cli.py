@@ -231,7 +231,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # A development server's MCP endpoint is where it listens (production names its own);
         # the workers read it from their environment.
         os.environ["MCP_PUBLIC_URL"] = f"http://{_url_host(args.host)}:{args.port}/mcp"
-    # The server's "running on" line, the last of a start-up, names the pages to open.
+    # The server's "running on" line names the pages to open; with one worker (make run, any
+    # development server) it is the last line of a start-up.
     logging.getLogger("uvicorn.error").addFilter(_name_the_pages)
     limits = ServerLimits(
         header_timeout_s=settings.http_header_timeout_s,

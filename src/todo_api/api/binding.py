@@ -185,7 +185,8 @@ def _query_values(query: _QueryModel, request: Request) -> dict[str, Any]:
 
 
 async def _body(body: _Body, request: Request) -> Any:
-    """The validated body; `_UNBOUND` when FastAPI should read it (or refuse it)."""
+    """The validated body; `_UNBOUND` when FastAPI should refuse it (or bind what it reads
+    again from the cached bytes). A body that cannot be read is FastAPI's 400 at once."""
     try:
         raw = await request.body()
     except Exception as exc:

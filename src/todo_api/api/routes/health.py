@@ -20,7 +20,7 @@ from todo_api.http.responses import json_bytes
 router = APIRouter(tags=["health"])
 
 HEALTH_CHECK_TIMEOUT_S = 5.0
-# How long one check's outcome answers every `/health` after it.
+# How long the database's last answer (any statement's, or a check's own) makes it ready.
 HEALTH_CHECK_FRESH_S = 1.0
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class ReadinessCheck:
         self._running: asyncio.Future[bool] | None = None
 
     async def ready(self, database: Database) -> bool:
-        """Whether the database answers (a `SELECT 1`, retried once on a fresh connection)."""
+        """Whether the database answers: it did within `fresh_for`, or it does to a `SELECT 1`
+        (retried once on a fresh connection)."""
         if time.monotonic() - max(self._ready_at, database.answered_at) < self._fresh_for:
             return True
         if self._running is None:
