@@ -28,11 +28,9 @@ EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 
 # Idle keep-alive connections stay open longer than any `Retry-After` a client may wait out on
-# them (uvicorn's default is 5 s, a database fault's Retry-After, so a client that waited exactly
-# as told raced the server closing the connection): at least 75 s (nginx's default, what the
-# compose proxy keeps), and the rate-limit window plus a margin when that is longer.
+# them: a database fault's 5 s, a per-minute rate-limit window's reset (uvicorn's default is 5 s,
+# so a client that waited exactly as told raced the server closing the connection).
 KEEP_ALIVE_S = 75
-KEEP_ALIVE_MARGIN_S = 15
 
 
 def _say(message: str) -> None:
@@ -253,7 +251,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         server_header=False,
         proxy_headers=True,
-        timeout_keep_alive=keep_alive_s(settings),
+        timeout_keep_alive=KEEP_ALIVE_S,
         # SIGTERM: stop accepting, let requests in flight finish (bounded), then close the pool.
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
     )
@@ -277,20 +275,6 @@ def _name_the_pages(record: logging.LogRecord) -> bool:
     )
     record.args = (base, base, base, base)
     return True
-
-
-def keep_alive_s(settings: Settings) -> int:
-    """How long an idle connection is kept: past the longest `Retry-After` the service sends (a
-    database fault's, a connection cap's, a rate-limit window's reset), so that a client which
-    waits it out on the same connection finds it open."""
-    from limits import parse as parse_limit
-
-    from todo_api.errors import DB_RETRY_AFTER_SECONDS
-
-    longest = DB_RETRY_AFTER_SECONDS
-    if settings.effective_rate_limit != "0":
-        longest = max(longest, parse_limit(settings.effective_rate_limit).get_expiry())
-    return max(KEEP_ALIVE_S, longest + KEEP_ALIVE_MARGIN_S)
 
 
 def _url_host(host: str) -> str:
