@@ -28,8 +28,8 @@ EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 
 # Idle keep-alive connections stay open longer than any `Retry-After` a client may wait out on
-# them: a database fault's 5 s, a per-minute rate-limit window's reset (uvicorn's default is 5 s,
-# so a client that waited exactly as told raced the server closing the connection).
+# them: a database fault's 5 s, a 429's at most 60 s (RETRY_AFTER_MAX_S; uvicorn's default is
+# 5 s, so a client that waited exactly as told raced the server closing the connection).
 KEEP_ALIVE_S = 75
 
 

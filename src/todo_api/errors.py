@@ -318,7 +318,7 @@ class RateLimited(AppError):
     title = "Too Many Requests"
     description = "The caller's request budget is spent."
     documented_headers: ClassVar[HeaderDocs] = {
-        "Retry-After": ("integer", "Seconds until the budget resets."),
+        "Retry-After": ("integer", "Seconds to wait: until the budget resets, at most 60."),
         "RateLimit": ("string", "Remaining budget and seconds to reset (IETF draft)."),
         "RateLimit-Policy": ("string", "The quota and its window (IETF draft)."),
     }

@@ -20,6 +20,8 @@ from tests.support.databases import make_settings
 from tests.support.factories import assert_problem, unique_user
 from tests.support.jwks import SilentServer
 from tests.support.tokens import SECRET, bearer, challenge, hs256_token
+from todo_api.auth.ratelimit import RETRY_AFTER_MAX_S
+from todo_api.cli import KEEP_ALIVE_S
 from todo_api.db.database import Database
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -83,7 +85,7 @@ def assert_rate_limited(response: httpx.Response, *, window: int) -> None:
     remaining, reset = budget(response)
     assert remaining == 0
     assert 1 <= reset <= window
-    assert response.headers["retry-after"] == str(reset)
+    assert response.headers["retry-after"] == str(min(reset, RETRY_AFTER_MAX_S))
 
 
 async def forget_user(application: FastAPI, user_id: str) -> None:
@@ -111,6 +113,21 @@ class TestBudgetBoundary:
             assert 1 <= budget(response)[1] <= 60
             assert "retry-after" not in response.headers
         assert_rate_limited(responses[3], window=60)
+
+    async def test_an_hourly_budget_says_retry_within_the_keep_alive(
+        self, make_app: MakeApp, clients: Callable[..., httpx.AsyncClient]
+    ) -> None:
+        """The true reset is in `RateLimit`; `Retry-After` stays under the idle keep-alive, so
+        a client that waits it out finds its connection open (and is told again)."""
+        client = clients(make_app(rate_limit="2/hour", auth_jwt_secret=SECRET))
+
+        responses = [await client.get("/api/alice/tasks", headers=token("alice")) for _ in range(3)]
+
+        refused = responses[2]
+        assert refused.status_code == 429
+        _, reset = budget(refused)
+        assert refused.headers["retry-after"] == str(min(reset, RETRY_AFTER_MAX_S))
+        assert RETRY_AFTER_MAX_S < KEEP_ALIVE_S
 
     async def test_every_operation_spends_the_same_budget(
         self, make_app: MakeApp, clients: Callable[..., httpx.AsyncClient]

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLICY = "default"
+# The longest `Retry-After` a 429 says: below the server's 75 s idle keep-alive (todo_api.cli),
+# so a client that waits it out on its connection finds it open. A longer window's reset is in
+# the `RateLimit` header's `t=`; a client that retries before it is told again.
+RETRY_AFTER_MAX_S = 60
 KEY_PREFIX = "todo-api"
 
 
@@ -42,7 +46,7 @@ class Budget:
             "RateLimit": f'"{POLICY}";r={self.remaining};t={self.reset_after}',
         }
         if not self.allowed:
-            headers["Retry-After"] = str(self.reset_after)
+            headers["Retry-After"] = str(min(self.reset_after, RETRY_AFTER_MAX_S))
         return headers
 
 
